@@ -1,0 +1,95 @@
+/**
+ * Typed errors of @steeple/spiffe. Every error that bad input can cause is a
+ * {@link SpiffeError} with a stable `code`; callers branch on `code`, never on the
+ * message. Misuse by the programmer (wrong argument types) stays a plain `TypeError`.
+ * Messages name the offending value and the rule it breaks, and never carry key
+ * material or whole tokens.
+ * @module
+ */
+
+export type SpiffeErrorCode =
+  | 'ERR_SPIFFEID_INVALID'
+  | 'ERR_TRUST_DOMAIN_INVALID'
+  | 'ERR_BUNDLE_INVALID'
+  | 'ERR_BUNDLE_MISSING'
+  | 'ERR_X509SVID_INVALID'
+  | 'ERR_X509SVID_KEY_MISMATCH'
+  | 'ERR_X509SVID_UNTRUSTED'
+  | 'ERR_X509SVID_EXPIRED'
+  | 'ERR_JWTSVID_INVALID'
+  | 'ERR_JWTSVID_ALGORITHM'
+  | 'ERR_JWTSVID_UNTRUSTED'
+  | 'ERR_JWTSVID_EXPIRED'
+  | 'ERR_JWTSVID_AUDIENCE'
+  | 'ERR_AUTHORIZATION_DENIED';
+
+/** Base class of every error raised for bad input. */
+export abstract class SpiffeError extends Error {
+  abstract readonly code: SpiffeErrorCode;
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** Shortens a value for an error message so that huge inputs do not flood logs. */
+export function quote(value: string, max = 120): string {
+  const shown = value.length > max ? `${value.slice(0, max)}…(${value.length} chars)` : value;
+  return JSON.stringify(shown);
+}
+
+/** A string is not a valid SPIFFE ID or trust domain name. */
+export class SpiffeIdError extends SpiffeError {
+  readonly code: 'ERR_SPIFFEID_INVALID' | 'ERR_TRUST_DOMAIN_INVALID';
+  constructor(
+    readonly input: string,
+    readonly rule: string,
+    kind: 'id' | 'trust-domain' = 'id',
+  ) {
+    super(`invalid ${kind === 'id' ? 'SPIFFE ID' : 'trust domain'} ${quote(input)}: ${rule}`);
+    this.code = kind === 'id' ? 'ERR_SPIFFEID_INVALID' : 'ERR_TRUST_DOMAIN_INVALID';
+  }
+}
+
+/** A trust bundle (PEM, JWKS or SPIFFE bundle JSON) is malformed, or a needed bundle is absent. */
+export class BundleError extends SpiffeError {
+  constructor(
+    readonly code: 'ERR_BUNDLE_INVALID' | 'ERR_BUNDLE_MISSING',
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/** An X.509-SVID breaks a rule of the X509-SVID specification or does not chain to its trust domain's bundle. */
+export class X509SvidError extends SpiffeError {
+  constructor(
+    readonly code: 'ERR_X509SVID_INVALID' | 'ERR_X509SVID_KEY_MISMATCH' | 'ERR_X509SVID_UNTRUSTED' | 'ERR_X509SVID_EXPIRED',
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/** A JWT-SVID breaks a rule of the JWT-SVID specification or fails validation. */
+export class JwtSvidError extends SpiffeError {
+  constructor(
+    readonly code:
+      | 'ERR_JWTSVID_INVALID'
+      | 'ERR_JWTSVID_ALGORITHM'
+      | 'ERR_JWTSVID_UNTRUSTED'
+      | 'ERR_JWTSVID_EXPIRED'
+      | 'ERR_JWTSVID_AUDIENCE',
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/** An authorizer refused a verified peer. */
+export class AuthorizationError extends SpiffeError {
+  readonly code = 'ERR_AUTHORIZATION_DENIED' as const;
+}
