@@ -18,3 +18,13 @@ export interface JwtBundleSource {
 
 /** Both kinds of bundle, per trust domain. */
 export interface BundleSource extends X509BundleSource, JwtBundleSource {}
+
+/**
+ * A source that can also list every X.509 bundle it holds. TLS needs this: OpenSSL
+ * checks a peer's chain against the union of trust anchors during the handshake, and
+ * the SPIFFE check then confirms that the anchor belongs to the peer's own trust domain.
+ * Return the same bundle objects while nothing changes, so that TLS contexts are reused.
+ */
+export interface X509BundleSetSource extends X509BundleSource {
+  getX509Bundles(): readonly X509Bundle[];
+}

@@ -3,7 +3,7 @@ import { BundleError } from '../errors.js';
 import { concatBytes, splitDerSequences } from '../internal/der.js';
 import { decodePem, encodePem } from '../internal/pem.js';
 import { TrustDomain } from '../spiffeid/trust-domain.js';
-import type { X509BundleSource } from './source.js';
+import type { X509BundleSetSource } from './source.js';
 
 function toCertificate(td: TrustDomain, cert: X509Certificate | Uint8Array, index: number): X509Certificate {
   if (cert instanceof X509Certificate) return cert;
@@ -20,7 +20,8 @@ function toCertificate(td: TrustDomain, cert: X509Certificate | Uint8Array, inde
  * The X.509 authorities (CA certificates) of one trust domain: the trust anchors for
  * X.509-SVIDs of that trust domain and no other. Immutable.
  */
-export class X509Bundle implements X509BundleSource {
+export class X509Bundle implements X509BundleSetSource {
+  readonly #self: readonly X509Bundle[] = [this];
   readonly #authorities: readonly X509Certificate[];
   readonly #raw: ReadonlySet<string>;
 
@@ -131,5 +132,9 @@ export class X509Bundle implements X509BundleSource {
 
   getX509BundleForTrustDomain(td: TrustDomain): X509Bundle | undefined {
     return this.trustDomain.equals(td) ? this : undefined;
+  }
+
+  getX509Bundles(): readonly X509Bundle[] {
+    return this.#self;
   }
 }

@@ -1,0 +1,25 @@
+/**
+ * `npm run bench`: prints one table per area. Pass area names to run a subset:
+ * `npm run bench -- sdk`.
+ */
+import { cpus } from 'node:os';
+import { benchSdk } from './sdk.js';
+import { printTable, type Row } from './table.js';
+
+const areas: Record<string, { title: string; run: () => Promise<Row[]> }> = {
+  sdk: { title: 'SDK: SVID verification (one core)', run: benchSdk },
+};
+
+const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+const selected = wanted.length > 0 ? wanted : Object.keys(areas);
+console.log(
+  `# Steeple benchmarks — Node ${process.version}, OpenSSL ${process.versions.openssl}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}`,
+);
+for (const name of selected) {
+  const area = areas[name];
+  if (!area) {
+    console.error(`unknown benchmark "${name}"; known: ${Object.keys(areas).join(', ')}`);
+    process.exit(2);
+  }
+  printTable(area.title, await area.run());
+}

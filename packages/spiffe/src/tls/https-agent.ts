@@ -1,0 +1,34 @@
+import https from 'node:https';
+import type { Duplex } from 'node:stream';
+import tls from 'node:tls';
+import { type MtlsConfig, mtlsClientOptions } from './tls-options.js';
+
+/**
+ * An `https.Agent` whose connections use mTLS with SPIFFE verification and the
+ * current SVID and bundles (a plain `new https.Agent(options)` would freeze the
+ * options it was built with). Keep-alive pooling works as usual; TLS session
+ * resumption is off so that every connection is checked.
+ *
+ * @example
+ * const agent = createMtlsHttpsAgent({ svid, bundles, authorize: authorizeId(serverId) });
+ * https.get('https://10.0.0.5:8443/', { agent }, (res) => ...);
+ */
+export function createMtlsHttpsAgent(config: MtlsConfig, agentOptions: https.AgentOptions = {}): https.Agent {
+  const tlsOptions = mtlsClientOptions(config);
+  class MtlsAgent extends https.Agent {
+    override createConnection(
+      options: tls.ConnectionOptions,
+      callback?: (err: Error | null, socket: Duplex) => void,
+    ): Duplex {
+      const { session: _session, ...rest } = options;
+      const socket = tls.connect({ ...rest, ...tlsOptions });
+      if (callback) {
+        socket.once('secureConnect', () => callback(null, socket));
+        socket.once('error', (err) => callback(err, socket));
+        return undefined as unknown as Duplex;
+      }
+      return socket;
+    }
+  }
+  return new MtlsAgent({ keepAlive: true, ...agentOptions, maxCachedSessions: 0 });
+}
