@@ -43,6 +43,7 @@ const sdkLayers: Record<string, string[]> = {
   tls: ['spiffeid', 'bundle', 'svid'],
   grpc: ['spiffeid', 'bundle', 'svid', 'workload-api', 'tls'],
   undici: ['spiffeid', 'bundle', 'svid', 'workload-api', 'tls'],
+  issuance: ['spiffeid', 'bundle', 'svid'],
   testing: ['spiffeid', 'bundle', 'svid', 'workload-api', 'tls', 'gen'],
   gen: [],
 };

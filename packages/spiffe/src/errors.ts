@@ -65,7 +65,11 @@ export class BundleError extends SpiffeError {
 /** An X.509-SVID breaks a rule of the X509-SVID specification or does not chain to its trust domain's bundle. */
 export class X509SvidError extends SpiffeError {
   constructor(
-    readonly code: 'ERR_X509SVID_INVALID' | 'ERR_X509SVID_KEY_MISMATCH' | 'ERR_X509SVID_UNTRUSTED' | 'ERR_X509SVID_EXPIRED',
+    readonly code:
+      | 'ERR_X509SVID_INVALID'
+      | 'ERR_X509SVID_KEY_MISMATCH'
+      | 'ERR_X509SVID_UNTRUSTED'
+      | 'ERR_X509SVID_EXPIRED',
     message: string,
     options?: ErrorOptions,
   ) {

@@ -10,9 +10,13 @@ function toCertificate(td: TrustDomain, cert: X509Certificate | Uint8Array, inde
   try {
     return new X509Certificate(cert);
   } catch (cause) {
-    throw new BundleError('ERR_BUNDLE_INVALID', `X.509 bundle of "${td.name}": authority #${index} is not a valid certificate`, {
-      cause,
-    });
+    throw new BundleError(
+      'ERR_BUNDLE_INVALID',
+      `X.509 bundle of "${td.name}": authority #${index} is not a valid certificate`,
+      {
+        cause,
+      },
+    );
   }
 }
 
@@ -67,7 +71,10 @@ export class X509Bundle implements X509BundleSetSource {
       );
     }
     if (blocks.length === 0 && text.trim() !== '') {
-      throw new BundleError('ERR_BUNDLE_INVALID', `X.509 bundle of "${trustDomain.name}": no PEM CERTIFICATE block found`);
+      throw new BundleError(
+        'ERR_BUNDLE_INVALID',
+        `X.509 bundle of "${trustDomain.name}": no PEM CERTIFICATE block found`,
+      );
     }
     return X509Bundle.fromAuthorities(
       trustDomain,
@@ -126,7 +133,8 @@ export class X509Bundle implements X509BundleSetSource {
   }
 
   equals(other: X509Bundle): boolean {
-    if (!this.trustDomain.equals(other.trustDomain) || this.#authorities.length !== other.#authorities.length) return false;
+    if (!this.trustDomain.equals(other.trustDomain) || this.#authorities.length !== other.#authorities.length)
+      return false;
     return this.#authorities.every((c, i) => c.raw.equals((other.#authorities[i] as X509Certificate).raw));
   }
 

@@ -154,7 +154,11 @@ describe('certificate-builder', () => {
       issuer.issue(leafSpec({ subject, extensions: [{ oid: '1.2.3.4', critical: true, value: Buffer.from([5, 0]) }] })),
     );
     assert.equal(leaf.subject, 'O=Raw');
-    assert.deepEqual(x509Fields(leaf).extensions.get('1.2.3.4'), { oid: '1.2.3.4', critical: true, value: Buffer.from([5, 0]) });
+    assert.deepEqual(x509Fields(leaf).extensions.get('1.2.3.4'), {
+      oid: '1.2.3.4',
+      critical: true,
+      value: Buffer.from([5, 0]),
+    });
   });
 
   it('refuses an issuer key that does not match the issuer certificate', () => {

@@ -26,7 +26,7 @@ import {
   Name,
   RelativeDistinguishedName,
 } from '@peculiar/asn1-x509';
-import { KU, type KeyUsageName, keyIdentifierForSpki, OID, x509Fields } from './x509-fields.js';
+import { type KeyUsageName, KU, keyIdentifierForSpki, OID, x509Fields } from './x509-fields.js';
 
 export type { KeyUsageName } from './x509-fields.js';
 
@@ -232,7 +232,6 @@ function subjectAltNameExtension(san: NonNullable<CertificateSpec['subjectAltNam
   const names: Buffer[] = [];
   // IA5String contents: reject anything outside 7-bit ASCII instead of emitting invalid DER.
   const ia5 = (s: string) => {
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: the range is the point
     if (!/^[\x00-\x7f]*$/.test(s)) throw new TypeError(`SAN ${JSON.stringify(s)} is not ASCII`);
     return Buffer.from(s, 'latin1');
   };
@@ -277,7 +276,10 @@ export function signatureSchemeFor(key: KeyObject): SignatureScheme {
     return schemeMemo(oid, () => ({ hash, algorithm: algorithmIdentifier(oid, false) }));
   }
   if (type === 'rsa') {
-    return schemeMemo('rsa-sha256', () => ({ hash: 'sha256', algorithm: algorithmIdentifier('1.2.840.113549.1.1.11', true) }));
+    return schemeMemo('rsa-sha256', () => ({
+      hash: 'sha256',
+      algorithm: algorithmIdentifier('1.2.840.113549.1.1.11', true),
+    }));
   }
   if (type === 'ed25519') {
     return schemeMemo('ed25519', () => ({ hash: null, algorithm: algorithmIdentifier('1.3.101.112', false) }));
@@ -327,7 +329,12 @@ function randomSerial(): Buffer {
 
 // ---------------------------------------------------------------------------
 
-function buildTbs(spec: CertificateSpec, issuerName: Buffer, scheme: SignatureScheme, authorityKeyId: Buffer | undefined) {
+function buildTbs(
+  spec: CertificateSpec,
+  issuerName: Buffer,
+  scheme: SignatureScheme,
+  authorityKeyId: Buffer | undefined,
+) {
   const subject = spec.subject instanceof Uint8Array ? Buffer.from(spec.subject) : encodeName(spec.subject);
   const key = publicKeyInfo(spec.publicKey);
   const subjectEmpty = subject.length === 2;

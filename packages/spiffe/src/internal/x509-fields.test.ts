@@ -76,7 +76,10 @@ describe('x509Fields', () => {
       notAfter: LATER,
       extensions: [{ oid: '2.5.29.19', critical: true, value: Buffer.from([0x30, 0x03, 0x01, 0x01, 0xff, 0x00]) }],
     });
-    assert.throws(() => x509Fields(new X509Certificate(der)), (err: unknown) => err instanceof RangeError && /2\.5\.29\.19/.test(err.message));
+    assert.throws(
+      () => x509Fields(new X509Certificate(der)),
+      (err: unknown) => err instanceof RangeError && /2\.5\.29\.19/.test(err.message),
+    );
   });
 });
 
@@ -105,7 +108,10 @@ describe('DER reader', () => {
 
   it('decodes OIDs', () => {
     assert.equal(decodeOid(Uint8Array.from([0x55, 0x1d, 0x11]), 0, 3), '2.5.29.17');
-    assert.equal(decodeOid(Uint8Array.from([0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02]), 0, 8), '1.2.840.10045.4.3.2');
+    assert.equal(
+      decodeOid(Uint8Array.from([0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02]), 0, 8),
+      '1.2.840.10045.4.3.2',
+    );
     assert.throws(() => decodeOid(Uint8Array.from([0x55, 0x86]), 0, 2), /truncated/);
     assert.throws(() => decodeOid(Uint8Array.from([0x80, 0x01]), 0, 2), /non-minimal/);
   });

@@ -323,7 +323,9 @@ class ParsedFields implements X509Fields {
       t = readTlv(der, p, tbs.end);
       p = t.end;
       if (t.tag === 0x81 || t.tag === 0x82 || t.tag === 0xa1 || t.tag === 0xa2) continue; // unique identifiers
-      if (t.tag !== 0xa3 || p !== tbs.end) throw new RangeError(`unexpected DER tag 0x${t.tag.toString(16)} in TBSCertificate`);
+      if (t.tag !== 0xa3 || p !== tbs.end) {
+        throw new RangeError(`unexpected DER tag 0x${t.tag.toString(16)} in TBSCertificate`);
+      }
       const list = expect(der, t.start, t.end, 0x30, 'extensions');
       if (list.end !== t.end) throw new RangeError('trailing bytes after extensions');
       let q = list.start;
@@ -428,6 +430,14 @@ export function x509Fields(cert: X509Certificate): X509Fields {
 /** Bounded LRU of certificates by their DER bytes: Map iteration order is insertion order. */
 const derCache = new Map<string, X509Certificate>();
 const DER_CACHE_LIMIT = 512;
+const DER_CACHE_MAX_BYTES = 8192;
+
+function parseDer(bytes: Buffer): X509Certificate {
+  const cert = new X509Certificate(bytes);
+  // node:crypto accepts trailing garbage after the certificate; we do not.
+  if (cert.raw.length !== bytes.length) throw new RangeError('trailing bytes after the certificate');
+  return cert;
+}
 
 /**
  * An `X509Certificate` for `der`, reusing the object made earlier for the same bytes
@@ -435,6 +445,8 @@ const DER_CACHE_LIMIT = 512;
  */
 export function certificateFromDer(der: Uint8Array): X509Certificate {
   const bytes = Buffer.isBuffer(der) ? der : Buffer.from(der.buffer, der.byteOffset, der.byteLength);
+  // Outsized inputs are parsed but not cached, so hostile peers cannot pin much memory.
+  if (bytes.length > DER_CACHE_MAX_BYTES) return parseDer(bytes);
   const key = bytes.toString('base64');
   const hit = derCache.get(key);
   if (hit) {
@@ -442,9 +454,7 @@ export function certificateFromDer(der: Uint8Array): X509Certificate {
     derCache.set(key, hit);
     return hit;
   }
-  const cert = new X509Certificate(bytes);
-  // node:crypto accepts trailing garbage after the certificate; we do not.
-  if (cert.raw.length !== bytes.length) throw new RangeError('trailing bytes after the certificate');
+  const cert = parseDer(bytes);
   derCache.set(key, cert);
   if (derCache.size > DER_CACHE_LIMIT) derCache.delete(derCache.keys().next().value as string);
   return cert;

@@ -1,4 +1,4 @@
-export { SpiffeId } from './spiffe-id.js';
+export { type Matcher, matchAny, matchId, matchMemberOf, matchOneOf } from './matcher.js';
 export { brokenPathRule } from './path.js';
-export { TrustDomain, MAX_ID_BYTES, MAX_TRUST_DOMAIN_BYTES } from './trust-domain.js';
-export { type Matcher, matchAny, matchId, matchOneOf, matchMemberOf } from './matcher.js';
+export { SpiffeId } from './spiffe-id.js';
+export { MAX_ID_BYTES, MAX_TRUST_DOMAIN_BYTES, TrustDomain } from './trust-domain.js';

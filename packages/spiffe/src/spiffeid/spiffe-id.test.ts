@@ -146,7 +146,15 @@ describe('TrustDomain.parse (ID-8)', () => {
   });
 
   it('rejects invalid names with ERR_TRUST_DOMAIN_INVALID naming the input', () => {
-    for (const bad of ['', 'Example.org', 'example.org:443', 'spiffe://example.org/', 'http://example.org', 'a/b', 'spiffe://']) {
+    for (const bad of [
+      '',
+      'Example.org',
+      'example.org:443',
+      'spiffe://example.org/',
+      'http://example.org',
+      'a/b',
+      'spiffe://',
+    ]) {
       const err = TrustDomain.tryParse(bad);
       assert.ok(err instanceof SpiffeIdError, `expected ${JSON.stringify(bad)} to be rejected`);
       assert.equal(err.code, 'ERR_TRUST_DOMAIN_INVALID');

@@ -2,7 +2,6 @@ import { SpiffeIdError } from '../errors.js';
 import { brokenPathRule } from './path.js';
 import { brokenTrustDomainRule, MAX_ID_BYTES, SCHEME_PREFIX, TrustDomain } from './trust-domain.js';
 
-
 function byteLength(s: string): number {
   return Buffer.byteLength(s, 'utf8');
 }
@@ -54,7 +53,8 @@ export class SpiffeId {
     const trustDomain = typeof td === 'string' ? TrustDomain.tryParse(td) : td;
     if (trustDomain instanceof SpiffeIdError) return trustDomain;
     const text = SCHEME_PREFIX + trustDomain.name + path;
-    const rule = brokenPathRule(path) ?? (byteLength(text) > MAX_ID_BYTES ? `longer than ${MAX_ID_BYTES} bytes` : undefined);
+    const rule =
+      brokenPathRule(path) ?? (byteLength(text) > MAX_ID_BYTES ? `longer than ${MAX_ID_BYTES} bytes` : undefined);
     return rule ? new SpiffeIdError(text, rule) : new SpiffeId(trustDomain, path);
   }
 

@@ -79,4 +79,3 @@ export class TrustDomain {
     return this.name;
   }
 }
-

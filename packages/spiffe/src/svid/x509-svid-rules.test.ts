@@ -181,6 +181,24 @@ describe('X509-SVID leaf rules, in X509Svid.parseRaw and verifyX509Svid', () => 
     assert.equal(verifyX509Svid([leaf], bundle).id.toString(), ID);
   });
 
+  it('a leaf that node:crypto accepts but that repeats an extension is malformed (RFC 5280 §4.2)', () => {
+    const key = generateTestKey();
+    const now = Date.now();
+    const der = new CertificateIssuer(ca.certificate, ca.privateKey).issue({
+      subject: [{ type: 'O', value: 'Steeple Test' }],
+      publicKey: key.publicKey,
+      notBefore: new Date(now - 10_000),
+      notAfter: new Date(now + 3_600_000),
+      keyUsage: { usages: ['digitalSignature'] },
+      subjectAltName: { uris: [ID] },
+      extensions: [{ oid: '2.5.29.15', critical: true, value: Buffer.from([0x03, 0x02, 0x07, 0x80]) }],
+    });
+    const leaf = new X509Certificate(der);
+    const malformed = /^X\.509-SVID leaf: malformed certificate: extension 2\.5\.29\.15 appears more than once/;
+    assertInvalid(() => parseRaw([leaf], key.privateKey), malformed);
+    assertInvalid(() => verifyX509Svid([der], bundle), malformed);
+  });
+
   it('key ↔ leaf: parse rejects a private key that does not match the leaf (ERR_X509SVID_KEY_MISMATCH)', () => {
     const { certificates } = ca.issueX509SvidRaw(ID);
     const other = ca.issueX509SvidRaw(ID).privateKey;

@@ -63,10 +63,12 @@ function checkLeaf(cert: X509Certificate): SpiffeId {
   const ku = f.keyUsage;
   if (!ku) throw invalid(`${where}: keyUsage extension is missing (X509-SVID §4.3, X-4)`);
   if (!ku.critical) throw invalid(`${where}: keyUsage extension must be critical (X509-SVID §4.3, X-4)`);
-  if (ku.flags & KU.keyCertSign)
+  if (ku.flags & KU.keyCertSign) {
     throw invalid(`${where}: keyUsage must not include keyCertSign (X509-SVID §4.3/§5.2, X-5/X-12)`);
-  if (ku.flags & KU.cRLSign)
+  }
+  if (ku.flags & KU.cRLSign) {
     throw invalid(`${where}: keyUsage must not include cRLSign (X509-SVID §4.3/§5.2, X-5/X-12)`);
+  }
   if (!(ku.flags & KU.digitalSignature)) {
     throw invalid(`${where}: keyUsage must include digitalSignature (X509-SVID §4.3, X-5)`);
   }
@@ -95,8 +97,9 @@ export function leafSpiffeId(cert: X509Certificate): SpiffeId {
     }
     leafVerdicts.set(cert, verdict);
   }
-  if (verdict instanceof X509SvidError)
+  if (verdict instanceof X509SvidError) {
     throw new X509SvidError(verdict.code, verdict.message, { cause: verdict.cause });
+  }
   return verdict;
 }
 

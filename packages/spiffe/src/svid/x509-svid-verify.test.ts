@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
-import type { X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { describe, it } from 'node:test';
 import type { X509BundleSource } from '../bundle/source.js';
 import { X509Bundle } from '../bundle/x509-bundle.js';
 import { X509SvidError } from '../errors.js';
+import { CertificateIssuer, selfSignCertificate } from '../internal/certificate-builder.js';
 import type { TrustDomain } from '../spiffeid/trust-domain.js';
 import { ManualClock } from '../testing/manual-clock.js';
-import { createTestCa, type TestCa } from '../testing/test-ca.js';
+import { createTestCa, generateTestKey, type TestCa } from '../testing/test-ca.js';
 import { verifyX509Svid } from './x509-svid-verify.js';
 
 const T0 = new Date('2030-01-01T00:00:00Z');
@@ -202,6 +203,20 @@ describe('verifyX509Svid: signatures and path building (X-11)', () => {
     );
   });
 
+  it('RFC 5280 §4.1.1.2: rejects a certificate whose inner and outer signature algorithms differ', () => {
+    const svid = caA.issueX509Svid('spiffe://a.example/web');
+    const der = Buffer.from(svid.leaf.raw);
+    const sha256 = Buffer.from('06082a8648ce3d040302', 'hex');
+    const outer = der.lastIndexOf(sha256);
+    assert.ok(outer > der.indexOf(sha256), 'found the outer AlgorithmIdentifier');
+    der[outer + sha256.length - 1] = 0x03; // ecdsa-with-SHA384 outside, SHA256 inside
+    assertCode(
+      () => verifyX509Svid([der], bundleA, at(0)),
+      'ERR_X509SVID_INVALID',
+      /leaf: the signature algorithm inside and outside/,
+    );
+  });
+
   it('works with P-384 and RSA CAs and leaf keys', () => {
     const p384 = createTestCa({ trustDomain: 'a.example', clock, keyType: 'ec-p384' });
     const rsa = createTestCa({ trustDomain: 'a.example', clock, keyType: 'rsa-2048' });
@@ -356,6 +371,44 @@ describe('verifyX509Svid: CA constraints along the path (X-11)', () => {
     const bad = root.issueX509SvidRaw('spiffe://a.example/w', { dnsNames: ['evil.example'] }).certificates;
     assert.ok(verifyX509Svid(ok, root.x509Bundle(), at(0)));
     assertCode(() => verifyX509Svid(bad, root.x509Bundle(), at(0)), 'ERR_X509SVID_INVALID', /DNS name "evil\.example"/);
+  });
+
+  it('X-9: refuses name constraints of a form it cannot evaluate instead of ignoring them', () => {
+    const keys = generateTestKey();
+    const rfc822 = Buffer.from('example.org', 'latin1');
+    // NameConstraints { permittedSubtrees [0] { GeneralSubtree { rfc822Name [1] "example.org" } } }
+    const subtree = Buffer.concat([Buffer.from([0x30, rfc822.length + 2, 0x81, rfc822.length]), rfc822]);
+    const value = Buffer.concat([Buffer.from([0x30, subtree.length + 2, 0xa0, subtree.length]), subtree]);
+    const root = new X509Certificate(
+      selfSignCertificate(
+        {
+          subject: [{ type: 'O', value: 'Constrained' }],
+          publicKey: keys.publicKey,
+          notBefore: new Date(T0.getTime() - HOUR),
+          notAfter: new Date(T0.getTime() + HOUR),
+          basicConstraints: { ca: true },
+          keyUsage: { usages: ['keyCertSign'] },
+          extensions: [{ oid: '2.5.29.30', critical: true, value }],
+        },
+        keys.privateKey,
+      ),
+    );
+    const leafKey = generateTestKey();
+    const leaf = new CertificateIssuer(root, keys.privateKey).issue({
+      subject: [{ type: 'O', value: 'Leaf' }],
+      publicKey: leafKey.publicKey,
+      notBefore: T0,
+      notAfter: new Date(T0.getTime() + HOUR),
+      basicConstraints: { ca: false },
+      keyUsage: { usages: ['digitalSignature'] },
+      subjectAltName: { uris: ['spiffe://a.example/w'] },
+    });
+    const bundle = X509Bundle.fromAuthorities('a.example', [root]);
+    assertCode(
+      () => verifyX509Svid([leaf], bundle, at(0)),
+      'ERR_X509SVID_INVALID',
+      /name constraints of form rfc822Name are not supported/,
+    );
   });
 
   it('X-11: a trust anchor that is not a CA cannot issue', () => {

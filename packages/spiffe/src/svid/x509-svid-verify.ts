@@ -58,8 +58,9 @@ function invalid(message: string): X509SvidError {
 
 function toCertificate(cert: X509Certificate | Uint8Array, index: number): X509Certificate {
   if (cert instanceof X509Certificate) return cert;
-  if (!(cert instanceof Uint8Array))
+  if (!(cert instanceof Uint8Array)) {
     throw new TypeError('verifyX509Svid: chain entries must be X509Certificate or Uint8Array');
+  }
   try {
     return certificateFromDer(cert);
   } catch (cause) {
@@ -139,15 +140,17 @@ function checkNameConstraints(nc: NameConstraintsField, below: readonly X509Fiel
         !excludedUris.some((c) => uriHostMatches(host, c)) &&
         (permittedUris.length === 0 || permittedUris.some((c) => uriHostMatches(host, c)));
       const bad = host === undefined ? excludedUris.length > 0 || permittedUris.length > 0 : !ok;
-      if (bad)
+      if (bad) {
         throw invalid(`${where}: name constraints do not permit URI ${JSON.stringify(uri)} (X509-SVID §4.2, X-9)`);
+      }
     }
     for (const dns of f.subjectAltName?.dnsNames ?? []) {
       const ok =
         !excludedDns.some((c) => dnsMatches(dns, c)) &&
         (permittedDns.length === 0 || permittedDns.some((c) => dnsMatches(dns, c)));
-      if (!ok)
+      if (!ok) {
         throw invalid(`${where}: name constraints do not permit DNS name ${JSON.stringify(dns)} (X509-SVID §4.2, X-9)`);
+      }
     }
   }
 }
@@ -195,7 +198,7 @@ export function verifyX509Svid(
 
   const td = id.trustDomain;
   const bundle = bundleSource.getX509BundleForTrustDomain(td);
-  if (!bundle || !bundle.trustDomain.equals(td)) {
+  if (!bundle?.trustDomain.equals(td)) {
     throw new X509SvidError(
       'ERR_X509SVID_UNTRUSTED',
       `X.509-SVID ${id}: no X.509 bundle for trust domain "${td.name}" (X-13)`,
@@ -276,8 +279,9 @@ export function verifyX509Svid(
       const found = attempt(() => {
         const where = `X.509-SVID trust anchor of "${td.name}" (${describeCertificate(anchor)})`;
         const f = fieldsOf(anchor, `trust anchor of "${td.name}"`);
-        if (!f.basicConstraints?.ca)
+        if (!f.basicConstraints?.ca) {
           throw invalid(`${where}: is not a CA certificate (basicConstraints cA=true) (X-11)`);
+        }
         acceptIssuer(anchor, f, where);
         return [...path, anchor];
       });

@@ -158,8 +158,9 @@ export class X509Svid implements X509SvidSource {
     const id = leafSpiffeId(leaf);
     for (let i = 1; i < certificates.length; i++)
       checkSigningCertificate(certificates[i] as X509Certificate, `chain[${i}]`);
-    if (privateKey.type !== 'private')
+    if (privateKey.type !== 'private') {
       throw invalid(`X.509-SVID private key: expected a private key, got a ${privateKey.type} key`);
+    }
     let matches: boolean;
     try {
       matches = publicKeyDer(createPublicKey(privateKey)).equals(fieldsOf(leaf, 'leaf').subjectPublicKeyInfo);

@@ -65,7 +65,9 @@ export class ManualClock implements Clock {
   #runUntil(target: number): void {
     // A timer that keeps re-arming itself at 0 ms would otherwise spin forever.
     for (let fired = 0; ; fired++) {
-      if (fired > 100_000) throw new Error('ManualClock: more than 100000 timers fired in one advance; a timer re-arms itself at 0 ms?');
+      if (fired > 100_000) {
+        throw new Error('ManualClock: more than 100000 timers fired in one advance; a timer re-arms itself at 0 ms?');
+      }
       let next: PendingTimer | undefined;
       for (const t of this.#timers) {
         if (t.due <= target && (!next || t.due < next.due || (t.due === next.due && t.seq < next.seq))) next = t;

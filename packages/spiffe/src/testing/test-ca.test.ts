@@ -24,7 +24,10 @@ describe('createTestCa: issued X.509-SVIDs are spec-conformant (X-1…X-10)', ()
   });
 
   it('X-4/X-5: keyUsage critical digitalSignature|keyEncipherment|keyAgreement', () => {
-    assert.deepEqual(leaf.keyUsage, { critical: true, flags: KU.digitalSignature | KU.keyEncipherment | KU.keyAgreement });
+    assert.deepEqual(leaf.keyUsage, {
+      critical: true,
+      flags: KU.digitalSignature | KU.keyEncipherment | KU.keyAgreement,
+    });
   });
 
   it('X-6: EKU serverAuth and clientAuth', () => {
@@ -64,7 +67,10 @@ describe('createTestCa: issued X.509-SVIDs are spec-conformant (X-1…X-10)', ()
     const s = short.issueX509Svid('spiffe://example.org/x', { ttlSeconds: 86_400 });
     assert.equal(s.expiresAt.toISOString(), x509Fields(short.certificate).notAfter.toISOString());
     const inter = short.createIntermediate({ ttlSeconds: 86_400 });
-    assert.equal(x509Fields(inter.certificate).notAfter.toISOString(), x509Fields(short.certificate).notAfter.toISOString());
+    assert.equal(
+      x509Fields(inter.certificate).notAfter.toISOString(),
+      x509Fields(short.certificate).notAfter.toISOString(),
+    );
   });
 
   it('X-8/ID-9: CA certificates are critical cA=true, keyCertSign|cRLSign, URI SAN spiffe://td', () => {
@@ -130,10 +136,14 @@ describe('createTestCa: breakages do what they say', () => {
   const clock = new ManualClock(T0);
   const ca = createTestCa({ trustDomain: 'example.org', clock });
   const id = 'spiffe://example.org/w';
-  const leafOf = (broken: Parameters<typeof ca.issueX509SvidRaw>[1]) => x509Fields(ca.issueX509SvidRaw(id, broken).certificates[0]!);
+  const leafOf = (broken: Parameters<typeof ca.issueX509SvidRaw>[1]) =>
+    x509Fields(ca.issueX509SvidRaw(id, broken).certificates[0]!);
 
   it('URI SAN breakages', () => {
-    assert.deepEqual(leafOf({ broken: { extraUriSan: true } }).subjectAltName?.uris, [id, 'spiffe://example.org/extra']);
+    assert.deepEqual(leafOf({ broken: { extraUriSan: true } }).subjectAltName?.uris, [
+      id,
+      'spiffe://example.org/extra',
+    ]);
     assert.deepEqual(leafOf({ broken: { noUriSan: true } }).subjectAltName?.uris, []);
     assert.deepEqual(leafOf({ broken: { rootPathId: true } }).subjectAltName?.uris, ['spiffe://example.org']);
     assert.deepEqual(leafOf({ broken: { nonSpiffeScheme: true } }).subjectAltName?.uris, ['https://example.org/w']);
@@ -151,7 +161,11 @@ describe('createTestCa: breakages do what they say', () => {
     const empty = leafOf({ broken: { emptySubjectNonCriticalSan: true } });
     assert.equal(empty.subjectIsEmpty, true);
     assert.equal(empty.subjectAltName?.critical, false);
-    assert.ok([...leafOf({ broken: { unknownCriticalExtension: true } }).extensions.values()].some((e) => e.critical && e.oid.startsWith('1.3.6.1.4.1.')));
+    assert.ok(
+      [...leafOf({ broken: { unknownCriticalExtension: true } }).extensions.values()].some(
+        (e) => e.critical && e.oid.startsWith('1.3.6.1.4.1.'),
+      ),
+    );
   });
 
   it('validity and signer breakages', () => {

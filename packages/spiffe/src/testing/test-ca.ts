@@ -234,7 +234,10 @@ class TestCaImpl implements TestCa {
     const subject: DistinguishedName = [
       { type: 'C', value: 'US' },
       { type: 'O', value: 'Steeple Test' },
-      { type: 'CN', value: `Steeple Test ${parent ? 'Intermediate' : 'Root'} CA ${this.trustDomain.name} ${randomLabel()}` },
+      {
+        type: 'CN',
+        value: `Steeple Test ${parent ? 'Intermediate' : 'Root'} CA ${this.trustDomain.name} ${randomLabel()}`,
+      },
     ];
     const spec: CertificateSpec = {
       subject,
@@ -294,7 +297,9 @@ class TestCaImpl implements TestCa {
     let uris: string[] = [spiffeId.toString()];
     if (broken.rootPathId) uris = [spiffeId.trustDomain.idString()];
     if (broken.nonSpiffeScheme) uris = [`https://${td}${spiffeId.path || '/'}`];
-    if (broken.extraUriSan) uris.push(typeof broken.extraUriSan === 'string' ? broken.extraUriSan : `spiffe://${td}/extra`);
+    if (broken.extraUriSan) {
+      uris.push(typeof broken.extraUriSan === 'string' ? broken.extraUriSan : `spiffe://${td}/extra`);
+    }
     if (broken.noUriSan) uris = [];
     if (broken.uriSans) uris = [...broken.uriSans];
 
@@ -354,7 +359,9 @@ class TestCaImpl implements TestCa {
           basicConstraints: { ca: true },
           keyUsage: { usages: ['keyCertSign', 'cRLSign'] },
           subjectKeyIdentifier: false,
-          ...(keyId ? { extensions: [{ oid: OID.subjectKeyIdentifier, critical: false, value: octetString(keyId) }] } : {}),
+          ...(keyId
+            ? { extensions: [{ oid: OID.subjectKeyIdentifier, critical: false, value: octetString(keyId) }] }
+            : {}),
         },
         keys.privateKey,
       );

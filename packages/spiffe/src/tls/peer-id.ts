@@ -1,5 +1,6 @@
-import { X509Certificate } from 'node:crypto';
+import type { X509Certificate } from 'node:crypto';
 import type { DetailedPeerCertificate, PeerCertificate, TLSSocket } from 'node:tls';
+import { certificateFromDer } from '../internal/x509-fields.js';
 import type { SpiffeId } from '../spiffeid/spiffe-id.js';
 
 /** Where a verified peer ID is kept on a TLS socket. */
@@ -14,24 +15,6 @@ export function peerIdOnSocket(socket: TLSSocket): SpiffeId | undefined {
 
 export function setPeerId(socket: TLSSocket, id: SpiffeId): void {
   (socket as SocketWithPeer)[kPeerId] = id;
-}
-
-// Parsing a certificate costs more than an ECDSA verify in OpenSSL 3.0, and the same
-// peers and intermediates come back on every connection: parse each DER once.
-const MAX_CACHED = 4096;
-const cache = new Map<string, X509Certificate>();
-
-export function certificateFromDer(raw: Buffer): X509Certificate {
-  const key = raw.toString('base64');
-  const hit = cache.get(key);
-  if (hit) return hit;
-  const cert = new X509Certificate(raw);
-  if (cache.size >= MAX_CACHED) {
-    const oldest = cache.keys().next().value;
-    if (oldest !== undefined) cache.delete(oldest);
-  }
-  cache.set(key, cert);
-  return cert;
 }
 
 /**

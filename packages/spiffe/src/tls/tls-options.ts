@@ -208,7 +208,7 @@ export function serveMtls<S extends AnyTlsServer>(server: S, options: MtlsServer
       const socket = args[0] as tls.TLSSocket;
       if (peerIdOnSocket(socket) === undefined && !verifyServerSideSocket(state, socket)) return false;
     }
-    return emit.call(this, event, ...args);
+    return Reflect.apply(emit, this, [event, ...args]) as boolean;
   } as typeof s.emit;
   return server;
 }

@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: ${NAME} in plain strings is the config syntax under test
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { expandEnv } from './expand-env.js';

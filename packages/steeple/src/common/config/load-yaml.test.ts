@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: ${NAME} in plain strings is the config syntax under test
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -36,7 +37,10 @@ function problems(yaml: string, options: Parameters<typeof parseYamlConfig>[2] =
   } catch (err) {
     assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${String(err)}`);
     assert.equal(err.code, 'ERR_CONFIG_INVALID');
-    return err.message.split('\n').slice(1).map((line) => line.trim());
+    return err.message
+      .split('\n')
+      .slice(1)
+      .map((line) => line.trim());
   }
   assert.fail('expected the configuration to be rejected');
 }
@@ -79,7 +83,9 @@ describe('parseYamlConfig', () => {
 
   it('reports an unknown key inside a list item and inside a union branch', () => {
     assert.deepEqual(
-      problems(`${VALID}node_attestors:\n  - type: x509pop\n    bundle_pth: /ca.pem\ndatastore:\n  type: postgres\n  conection_string: x\n`),
+      problems(
+        `${VALID}node_attestors:\n  - type: x509pop\n    bundle_pth: /ca.pem\ndatastore:\n  type: postgres\n  conection_string: x\n`,
+      ),
       [
         'line 5: node_attestors[0].bundle_pth: unknown key (did you mean "bundle_path"?)',
         'line 6: datastore.connection_string: is required',
@@ -177,10 +183,9 @@ describe('parseYamlConfig with flag overrides', () => {
   });
 
   it('names the flag, not a line of the file, when a flag value is bad', () => {
-    assert.deepEqual(
-      problems(VALID, { overrides: [{ key: 'ca_ttl', flag: 'caTTL', value: 'soon' }] }),
-      ['ca_ttl (flag -caTTL): "soon" is not a duration such as "90s", "15m", "1h" or "30d"'],
-    );
+    assert.deepEqual(problems(VALID, { overrides: [{ key: 'ca_ttl', flag: 'caTTL', value: 'soon' }] }), [
+      'ca_ttl (flag -caTTL): "soon" is not a duration such as "90s", "15m", "1h" or "30d"',
+    ]);
   });
 });
 

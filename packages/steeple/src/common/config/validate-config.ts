@@ -34,7 +34,11 @@ const MAX_LISTED_KEYS = 12;
  * Parses `raw` with `schema` and returns the result deeply frozen.
  * @throws ConfigError (`ERR_CONFIG_INVALID`) listing every problem, each with its key path.
  */
-export function validateConfig<S extends z.ZodType>(raw: unknown, schema: S, options: ValidateConfigOptions = {}) {
+export function validateConfig<S extends z.ZodType>(
+  raw: unknown,
+  schema: S,
+  options: ValidateConfigOptions = {},
+): z.output<S> {
   const result = schema.safeParse(raw);
   if (result.success) return deepFreeze(result.data);
   const issues = result.error.issues.flatMap((issue) => toConfigIssues(issue, [], raw, schema));
