@@ -3,11 +3,13 @@
  * `npm run bench -- sdk`.
  */
 import { cpus } from 'node:os';
+import { benchDatastore } from './datastore.js';
 import { benchSdk } from './sdk.js';
 import { printTable, type Row } from './table.js';
 
 const areas: Record<string, { title: string; run: () => Promise<Row[]> }> = {
   sdk: { title: 'SDK: SVID verification (one core)', run: benchSdk },
+  datastore: { title: 'Server datastore: 100,000 entries on SQLite and PostgreSQL', run: benchDatastore },
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -21,7 +21,8 @@ export type SpiffeErrorCode =
   | 'ERR_JWTSVID_UNTRUSTED'
   | 'ERR_JWTSVID_EXPIRED'
   | 'ERR_JWTSVID_AUDIENCE'
-  | 'ERR_AUTHORIZATION_DENIED';
+  | 'ERR_AUTHORIZATION_DENIED'
+  | WorkloadApiErrorCode;
 
 /** Base class of every error raised for bad input. */
 export abstract class SpiffeError extends Error {
@@ -96,4 +97,32 @@ export class JwtSvidError extends SpiffeError {
 /** An authorizer refused a verified peer. */
 export class AuthorizationError extends SpiffeError {
   readonly code = 'ERR_AUTHORIZATION_DENIED' as const;
+}
+
+/** Codes of {@link WorkloadApiError}. */
+export type WorkloadApiErrorCode =
+  | 'ERR_WORKLOADAPI_ADDRESS'
+  | 'ERR_WORKLOADAPI_STATUS'
+  | 'ERR_WORKLOADAPI_RESPONSE'
+  | 'ERR_WORKLOADAPI_TIMEOUT'
+  | 'ERR_WORKLOADAPI_CLOSED';
+
+/**
+ * A Workload API problem: an address that breaks the SPIFFE Workload Endpoint rules
+ * (`ERR_WORKLOADAPI_ADDRESS`), a call the endpoint answered with a gRPC error status
+ * (`ERR_WORKLOADAPI_STATUS`, with {@link WorkloadApiError.grpcCode}), a response that breaks
+ * the Workload API spec (`ERR_WORKLOADAPI_RESPONSE`), no answer in time
+ * (`ERR_WORKLOADAPI_TIMEOUT`), or use after `close()` (`ERR_WORKLOADAPI_CLOSED`).
+ */
+export class WorkloadApiError extends SpiffeError {
+  /** The gRPC status code (3 InvalidArgument, 7 PermissionDenied, 14 Unavailable, …) for `ERR_WORKLOADAPI_STATUS`. */
+  readonly grpcCode: number | undefined;
+  constructor(
+    readonly code: WorkloadApiErrorCode,
+    message: string,
+    options?: ErrorOptions & { grpcCode?: number },
+  ) {
+    super(message, options);
+    this.grpcCode = options?.grpcCode;
+  }
 }

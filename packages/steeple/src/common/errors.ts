@@ -10,7 +10,16 @@
  * @module
  */
 
-export type SteepleErrorCode = 'ERR_CONFIG_INVALID' | 'ERR_CONFIG_UNREADABLE';
+export type SteepleErrorCode =
+  | 'ERR_CONFIG_INVALID'
+  | 'ERR_CONFIG_UNREADABLE'
+  | 'ERR_ATTESTATION_FAILED'
+  | 'ERR_ATTESTATION_DATA_INVALID'
+  | 'ERR_CSR_INVALID'
+  | 'ERR_SVID_REQUEST_INVALID'
+  | 'ERR_CA_NOT_READY'
+  | 'ERR_CA_STATE_INVALID'
+  | 'ERR_UPSTREAM_AUTHORITY_INVALID';
 
 /** Base class of every product error raised for bad input or configuration. */
 export abstract class SteepleError extends Error {

@@ -138,7 +138,11 @@ export class AgentStore {
     expiresAt: number,
     options: { expectedSerial?: string } = {},
   ): Promise<AttestedAgent | undefined> {
-    const set = { serial_number: serialNumber, expires_at: epochSeconds('expiresAt', expiresAt), updated_at: this.#now() };
+    const set = {
+      serial_number: serialNumber,
+      expires_at: epochSeconds('expiresAt', expiresAt),
+      updated_at: this.#now(),
+    };
     if (options.expectedSerial === undefined) return this.#updateReturning(spiffeId, set);
     return guarded(this.#engine, async () => {
       const row = await this.#engine.write((tx) =>

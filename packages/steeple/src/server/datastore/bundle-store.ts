@@ -61,7 +61,9 @@ export class BundleStore {
           .insertInto('bundles')
           .values(row)
           .onConflict((oc) =>
-            oc.column('trust_domain').doUpdateSet({ bundle: row.bundle, sequence: row.sequence, updated_at: row.updated_at }),
+            oc
+              .column('trust_domain')
+              .doUpdateSet({ bundle: row.bundle, sequence: row.sequence, updated_at: row.updated_at }),
           )
           .execute(),
       );
@@ -108,7 +110,11 @@ export class BundleStore {
     return guarded(this.#engine, () =>
       this.#engine.write(async (tx) => {
         await lockRevisions(this.#engine, tx);
-        const row = await tx.selectFrom('bundles').selectAll().where('trust_domain', '=', trustDomain).executeTakeFirst();
+        const row = await tx
+          .selectFrom('bundles')
+          .selectAll()
+          .where('trust_domain', '=', trustDomain)
+          .executeTakeFirst();
         if (!row) throw new DatastoreError('ERR_BUNDLE_NOT_FOUND', `no bundle for trust domain ${quote(trustDomain)}`);
         let affectedEntries = 0;
         const users = await entriesFederatingWith(tx, trustDomain);

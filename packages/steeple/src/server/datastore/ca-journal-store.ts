@@ -27,7 +27,11 @@ export class CaJournalStore {
   /** The document saved under `name`, or undefined. */
   async load(name: string): Promise<JournalRecord | undefined> {
     return guarded(this.#engine, async () => {
-      const row = await this.#engine.db.selectFrom('ca_journal').selectAll().where('name', '=', name).executeTakeFirst();
+      const row = await this.#engine.db
+        .selectFrom('ca_journal')
+        .selectAll()
+        .where('name', '=', name)
+        .executeTakeFirst();
       return row ? Object.freeze({ name: row.name, data: row.data, updatedAt: Number(row.updated_at) }) : undefined;
     });
   }

@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 import { datastoreContract } from './datastore.contract.js';
 import { openDatastore } from './datastore.js';
 import { DatastoreError } from './datastore-error.js';
+import { isPostgresUnavailable } from './sql/postgres.js';
 import { createScratchSchema } from './testing/postgres-scratch-schema.js';
 
 datastoreContract('PostgreSQL', {
@@ -35,6 +36,54 @@ describe('PostgreSQL datastore specifics', () => {
         !err.message.includes('hunter2')
       );
     });
+  });
+
+  it('survives PostgreSQL dropping its connections: the failure is ERR_DATASTORE_UNAVAILABLE, then it reconnects', async () => {
+    const scratch = await createScratchSchema();
+    const url = new URL(scratch.connectionString);
+    const appName = `steeple_${scratch.schema}`;
+    url.searchParams.set('application_name', appName);
+    const ds = await openDatastore({ type: 'postgres', connection_string: url.toString() });
+    try {
+      await ds.healthCheck();
+      // As a PostgreSQL restart would. Without a pool 'error' handler this crashes the process.
+      await scratch.exec(
+        `select pg_terminate_backend(pid) from pg_stat_activity where application_name = '${appName}'`,
+      );
+      const first = await ds.healthCheck().then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      if (first !== undefined) {
+        assert.ok(first instanceof DatastoreError && first.code === 'ERR_DATASTORE_UNAVAILABLE', String(first));
+      }
+      await ds.healthCheck();
+      await ds.entries.create({
+        spiffeId: 'spiffe://td/w',
+        parentId: 'spiffe://td/a',
+        selectors: [{ type: 'u', value: '1' }],
+      });
+    } finally {
+      await ds.close();
+      await scratch.drop();
+    }
+  });
+
+  it('classifies connection failures as unavailable, and query errors not', () => {
+    const unavailable = [
+      Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }),
+      Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' }),
+      Object.assign(new Error('sorry, too many clients already'), { code: '53300' }),
+      new Error('Connection terminated unexpectedly'),
+      new AggregateError([Object.assign(new Error('x'), { code: 'ECONNREFUSED' })]),
+    ];
+    for (const err of unavailable) assert.ok(isPostgresUnavailable(err), err.message);
+    const notUnavailable = [
+      Object.assign(new Error('duplicate key value'), { code: '23505' }),
+      Object.assign(new Error('syntax error'), { code: '42601' }),
+      new Error('something else'),
+    ];
+    for (const err of notUnavailable) assert.ok(!isPostgresUnavailable(err), err.message);
   });
 
   it('keeps its tables in the schema named by search_path', async () => {

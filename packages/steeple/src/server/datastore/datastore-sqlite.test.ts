@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -33,7 +33,11 @@ describe('SQLite datastore specifics', () => {
     try {
       const path = join(dir, 'nested', 'datastore.sqlite3');
       const ds = await openDatastore({ type: 'sqlite', path });
-      await ds.entries.create({ spiffeId: 'spiffe://td/w', parentId: 'spiffe://td/a', selectors: [{ type: 'u', value: '1' }] });
+      await ds.entries.create({
+        spiffeId: 'spiffe://td/w',
+        parentId: 'spiffe://td/a',
+        selectors: [{ type: 'u', value: '1' }],
+      });
       assert.equal(statSync(path).mode & 0o777, 0o600);
       assert.equal(statSync(join(dir, 'nested')).mode & 0o777, 0o700);
       const peek = new BetterSqlite3(path, { readonly: true });
@@ -46,15 +50,26 @@ describe('SQLite datastore specifics', () => {
   });
 
   it('fails with ERR_DATASTORE_UNAVAILABLE naming the path when the file cannot be opened', async () => {
-    const path = '/proc/steeple-cannot-write-here/datastore.sqlite3';
-    await assert.rejects(openDatastore({ type: 'sqlite', path }), (err: unknown) => {
-      return err instanceof DatastoreError && err.code === 'ERR_DATASTORE_UNAVAILABLE' && err.message.includes(path);
-    });
+    // A regular file where a directory should be. (Not /proc: Node 20's recursive mkdir loops there.)
+    const dir = mkdtempSync(join(tmpdir(), 'steeple-ds-'));
+    try {
+      writeFileSync(join(dir, 'file'), '');
+      const path = join(dir, 'file', 'datastore.sqlite3');
+      await assert.rejects(openDatastore({ type: 'sqlite', path }), (err: unknown) => {
+        return err instanceof DatastoreError && err.code === 'ERR_DATASTORE_UNAVAILABLE' && err.message.includes(path);
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('works in memory for tests', async () => {
     const ds = await openDatastore({ type: 'sqlite', path: ':memory:' });
-    await ds.entries.create({ spiffeId: 'spiffe://td/w', parentId: 'spiffe://td/a', selectors: [{ type: 'u', value: '1' }] });
+    await ds.entries.create({
+      spiffeId: 'spiffe://td/w',
+      parentId: 'spiffe://td/a',
+      selectors: [{ type: 'u', value: '1' }],
+    });
     assert.equal(await ds.entries.count(), 1);
     await ds.close();
   });

@@ -39,7 +39,12 @@ const id = (path: string) => `spiffe://${TD}${path}`;
 const sel = (type: string, value: string): Selector => ({ type, value });
 const code = (c: string) => (err: unknown) => err instanceof DatastoreError && err.code === c;
 
-function entry(path: string, parent = '/agent', selectors: Selector[] = [sel('unix', 'uid:1000')], extra: Partial<NewEntry> = {}): NewEntry {
+function entry(
+  path: string,
+  parent = '/agent',
+  selectors: Selector[] = [sel('unix', 'uid:1000')],
+  extra: Partial<NewEntry> = {},
+): NewEntry {
   return { spiffeId: id(path), parentId: id(parent), selectors, ...extra };
 }
 
@@ -92,11 +97,22 @@ export function datastoreContract(engineName: string, harness: DatastoreHarness)
       });
 
       it('keeps every record across close and reopen', async () => {
-        const e = await ds.entries.create(entry('/web', '/agent', [sel('unix', 'uid:1')], { federatesWith: ['other.org'] }));
-        await ds.agents.create({ spiffeId: id('/agent'), attestationType: 'join_token', serialNumber: '1', expiresAt: 2e9 });
+        const e = await ds.entries.create(
+          entry('/web', '/agent', [sel('unix', 'uid:1')], { federatesWith: ['other.org'] }),
+        );
+        await ds.agents.create({
+          spiffeId: id('/agent'),
+          attestationType: 'join_token',
+          serialNumber: '1',
+          expiresAt: 2e9,
+        });
         await ds.joinTokens.create({ token: 'tok-1', expiresAt: 2e9 });
         await ds.bundles.set({ trustDomain: 'other.org', bundle: '{"keys":[]}', sequence: 7n });
-        await ds.federation.create({ trustDomain: 'other.org', bundleEndpointUrl: 'https://o/b', profile: 'https_web' });
+        await ds.federation.create({
+          trustDomain: 'other.org',
+          bundleEndpointUrl: 'https://o/b',
+          profile: 'https_web',
+        });
         await ds.caJournal.save('x509', 'journal');
         const revision = await ds.entries.currentRevision();
         await ds.close();
@@ -124,7 +140,12 @@ export function datastoreContract(engineName: string, harness: DatastoreHarness)
         const [event] = await ds.entries.listEventsSince(0);
         assert.equal(typeof event?.revision, 'number');
         assert.equal(typeof event?.at, 'number');
-        const agent = await ds.agents.create({ spiffeId: id('/a'), attestationType: 'x509pop', serialNumber: 'ff', expiresAt: far });
+        const agent = await ds.agents.create({
+          spiffeId: id('/a'),
+          attestationType: 'x509pop',
+          serialNumber: 'ff',
+          expiresAt: far,
+        });
         assert.equal((await ds.agents.get(agent.spiffeId))?.expiresAt, far);
         assert.equal(typeof (await ds.agents.count()), 'number');
         assert.equal(typeof (await ds.entries.currentRevision()), 'number');
@@ -159,7 +180,9 @@ export function datastoreContract(engineName: string, harness: DatastoreHarness)
       it('refuses a duplicate (same SPIFFE ID, parent and selector set, in any order) naming the existing entry', async () => {
         const first = await ds.entries.create(entry('/web', '/agent', [sel('unix', 'uid:1'), sel('unix', 'gid:2')]));
         const err = await ds.entries
-          .create(entry('/web', '/agent', [sel('unix', 'gid:2'), sel('unix', 'uid:1')], { hint: 'other fields differ' }))
+          .create(
+            entry('/web', '/agent', [sel('unix', 'gid:2'), sel('unix', 'uid:1')], { hint: 'other fields differ' }),
+          )
           .then(
             () => assert.fail('duplicate accepted'),
             (e: unknown) => e,
@@ -198,9 +221,14 @@ export function datastoreContract(engineName: string, harness: DatastoreHarness)
       });
 
       it('updates only the given fields, keeps createdAt, and bumps the revision', async () => {
-        const e = await ds.entries.create(entry('/web', '/agent', [sel('unix', 'uid:1')], { hint: 'h', expiresAt: 2e9 }));
+        const e = await ds.entries.create(
+          entry('/web', '/agent', [sel('unix', 'uid:1')], { hint: 'h', expiresAt: 2e9 }),
+        );
         clock.seconds += 60;
-        const u = await ds.entries.update(e.id, { x509SvidTtl: 600, selectors: [sel('unix', 'uid:2'), sel('unix', 'uid:2')] });
+        const u = await ds.entries.update(e.id, {
+          x509SvidTtl: 600,
+          selectors: [sel('unix', 'uid:2'), sel('unix', 'uid:2')],
+        });
         assert.equal(u.x509SvidTtl, 600);
         assert.deepEqual(u.selectors, [sel('unix', 'uid:2')]);
         assert.equal(u.hint, 'h');
@@ -209,7 +237,10 @@ export function datastoreContract(engineName: string, harness: DatastoreHarness)
         assert.equal(u.revisionNumber, e.revisionNumber + 1);
         assert.deepEqual(await ds.entries.get(e.id), u);
         // The selector index follows the update.
-        assert.deepEqual(ids((await ds.entries.list({ selectors: { selectors: [sel('unix', 'uid:2')], match: 'exact' } })).items), [e.id]);
+        assert.deepEqual(
+          ids((await ds.entries.list({ selectors: { selectors: [sel('unix', 'uid:2')], match: 'exact' } })).items),
+          [e.id],
+        );
         assert.equal(await ds.entries.count({ selectors: { selectors: [sel('unix', 'uid:1')], match: 'any' } }), 0);
 
         const cleared = await ds.entries.update(e.id, { expiresAt: null });
@@ -230,7 +261,9 @@ export function datastoreContract(engineName: string, harness: DatastoreHarness)
       });
 
       it('deletes an entry and returns it; deleting again is ERR_ENTRY_NOT_FOUND', async () => {
-        const e = await ds.entries.create(entry('/web', '/agent', [sel('unix', 'uid:1')], { federatesWith: ['o.org'] }));
+        const e = await ds.entries.create(
+          entry('/web', '/agent', [sel('unix', 'uid:1')], { federatesWith: ['o.org'] }),
+        );
         assert.deepEqual(await ds.entries.delete(e.id), e);
         assert.equal(await ds.entries.get(e.id), undefined);
         assert.equal(await ds.entries.count({ federatesWith: { trustDomains: ['o.org'], match: 'any' } }), 0);
@@ -260,7 +293,13 @@ export function datastoreContract(engineName: string, harness: DatastoreHarness)
       });
 
       it('matches selectors exact/subset/superset/any like SPIRE -matchSelectorsOn, and federatesWith alike', async () => {
-        const pool = [sel('unix', 'uid:1'), sel('unix', 'uid:2'), sel('unix', 'gid:1'), sel('k8s', 'ns:a'), sel('k8s', 'sa:b')];
+        const pool = [
+          sel('unix', 'uid:1'),
+          sel('unix', 'uid:2'),
+          sel('unix', 'gid:1'),
+          sel('k8s', 'ns:a'),
+          sel('k8s', 'sa:b'),
+        ];
         const tds = ['a.org', 'b.org', 'c.org', 'd.org'];
         const random = rng(42);
         const pick = <T>(from: readonly T[], min: number) => {
@@ -279,7 +318,9 @@ export function datastoreContract(engineName: string, harness: DatastoreHarness)
         for (const filter of filters) {
           const filterKeys = new Set(filter.map(selectorKey));
           for (const match of modes) {
-            const expected = created.filter((e) => matchesSet(new Set(e.selectors.map(selectorKey)), filterKeys, match));
+            const expected = created.filter((e) =>
+              matchesSet(new Set(e.selectors.map(selectorKey)), filterKeys, match),
+            );
             const got = await ds.entries.list({ selectors: { selectors: filter, match } });
             assert.deepEqual(ids(got.items), ids(expected), `selectors ${match} ${[...filterKeys].join(',')}`);
             assert.equal(await ds.entries.count({ selectors: { selectors: filter, match } }), expected.length);
@@ -297,7 +338,9 @@ export function datastoreContract(engineName: string, harness: DatastoreHarness)
           selectors: { selectors: [pool[0]!], match: 'superset' },
           federatesWith: { trustDomains: ['a.org'], match: 'superset' },
         });
-        const expectedBoth = created.filter((e) => e.selectors.some((s) => selectorKey(s) === 'unix:uid:1') && e.federatesWith.includes('a.org'));
+        const expectedBoth = created.filter(
+          (e) => e.selectors.some((s) => selectorKey(s) === 'unix:uid:1') && e.federatesWith.includes('a.org'),
+        );
         assert.deepEqual(ids(both.items), ids(expectedBoth));
       });
 
@@ -308,7 +351,10 @@ export function datastoreContract(engineName: string, harness: DatastoreHarness)
         let pages = 0;
         const deletedMidway: string[] = [];
         do {
-          const page = await ds.entries.list({ parentId: id('/agent') }, { pageSize: 7, ...(token ? { pageToken: token } : {}) });
+          const page = await ds.entries.list(
+            { parentId: id('/agent') },
+            { pageSize: 7, ...(token ? { pageToken: token } : {}) },
+          );
           assert.ok(page.items.length <= 7);
           seen.push(...page.items.map((e) => e.id));
           token = page.nextPageToken;
@@ -411,7 +457,11 @@ export function datastoreContract(engineName: string, harness: DatastoreHarness)
         );
         await assert.rejects(ds.entries.listEventsSince(2), code('ERR_REVISION_OUT_OF_RANGE'));
         await assert.rejects(ds.entries.changesSince(0), code('ERR_REVISION_OUT_OF_RANGE'));
-        await assert.rejects(ds.entries.listEventsSince(7), code('ERR_REVISION_OUT_OF_RANGE'), 'a revision from the future (a restored database) cannot be served either');
+        await assert.rejects(
+          ds.entries.listEventsSince(7),
+          code('ERR_REVISION_OUT_OF_RANGE'),
+          'a revision from the future (a restored database) cannot be served either',
+        );
         assert.equal(await ds.entries.pruneEvents(2), 0, 'the horizon never moves back');
         assert.equal(await ds.entries.oldestRetainedRevision(), 3);
         assert.equal(await ds.entries.pruneEvents(1_000), 3, 'pruning stops at the current revision');
@@ -442,14 +492,23 @@ export function datastoreContract(engineName: string, harness: DatastoreHarness)
         const nodeSelectors = [sel('join_token', 'abc'), sel('region', 'eu')];
         const alias = await ds.entries.create(entry('/cluster/eu', '/spire/server', [sel('region', 'eu')]));
         const otherAlias = await ds.entries.create(entry('/cluster/us', '/spire/server', [sel('region', 'us')]));
-        const direct = await ds.entries.create({ spiffeId: id('/direct'), parentId: agent, selectors: [sel('unix', 'uid:1')] });
+        const direct = await ds.entries.create({
+          spiffeId: id('/direct'),
+          parentId: agent,
+          selectors: [sel('unix', 'uid:1')],
+        });
         const viaAlias = await ds.entries.create(entry('/via-alias', '/cluster/eu'));
-        const nested = await ds.entries.create(entry('/nested', '/via-alias', [sel('unix', 'uid:2')], { downstream: true }));
+        const nested = await ds.entries.create(
+          entry('/nested', '/via-alias', [sel('unix', 'uid:2')], { downstream: true }),
+        );
         await ds.entries.create(entry('/elsewhere', '/cluster/us'));
         const cache = await EntryCache.load(ds.entries);
         const got = cache.authorizedEntries(agent, nodeSelectors);
         assert.deepEqual(ids(got), ids([direct, viaAlias, nested]));
-        assert.ok(!ids(got).includes(alias.id) && !ids(got).includes(otherAlias.id), 'aliases themselves are not handed out');
+        assert.ok(
+          !ids(got).includes(alias.id) && !ids(got).includes(otherAlias.id),
+          'aliases themselves are not handed out',
+        );
         const snapshot = await ds.entries.snapshot();
         assert.deepEqual(ids(computeAuthorizedEntries(snapshot.entries, agent, nodeSelectors)), ids(got));
       });
@@ -466,7 +525,11 @@ export function datastoreContract(engineName: string, harness: DatastoreHarness)
             const r = random();
             if (r < 0.5 || live.length === 0) {
               const parent = random() < 0.3 && live.length > 0 ? (await ds.entries.get(live[0]!))!.spiffeId : agent;
-              const e = await writer.entries.create({ spiffeId: id(`/r${round}/${i}`), parentId: parent, selectors: [sel('unix', `uid:${i}`)] });
+              const e = await writer.entries.create({
+                spiffeId: id(`/r${round}/${i}`),
+                parentId: parent,
+                selectors: [sel('unix', `uid:${i}`)],
+              });
               live.push(e.id);
             } else if (r < 0.8) {
               await writer.entries.update(live[Math.floor(random() * live.length)]!, { hint: `h${round}.${i}` });
@@ -479,15 +542,29 @@ export function datastoreContract(engineName: string, harness: DatastoreHarness)
           assert.equal(result.reloaded, false);
           const snap = await ds.entries.snapshot();
           assert.equal(cache.revision, snap.revision);
-          assert.deepEqual([...cache.entries()].sort((a, b) => (a.id < b.id ? -1 : 1)), snap.entries);
-          assert.deepEqual(ids(cache.authorizedEntries(agent, [])), ids(computeAuthorizedEntries(snap.entries, agent, [])));
+          assert.deepEqual(
+            [...cache.entries()].sort((a, b) => (a.id < b.id ? -1 : 1)),
+            snap.entries,
+          );
+          assert.deepEqual(
+            ids(cache.authorizedEntries(agent, [])),
+            ids(computeAuthorizedEntries(snap.entries, agent, [])),
+          );
         }
+        // Overlapping syncs (a burst of change notifications) queue instead of clashing.
+        await ds.entries.create(entry('/burst/1'));
+        const burst = await Promise.all([cache.sync(ds.entries), cache.sync(ds.entries), cache.sync(ds.entries)]);
+        assert.ok(burst.every((r) => !r.reloaded));
+        assert.equal(cache.revision, await ds.entries.currentRevision());
         // A cache that fell behind the pruned horizon recovers with a full reload.
         const stale = new EntryCache([], 0);
         await ds.entries.pruneEvents(await ds.entries.currentRevision());
         const result = await stale.sync(ds.entries);
         assert.equal(result.reloaded, true);
-        assert.deepEqual([...stale.entries()].sort((a, b) => (a.id < b.id ? -1 : 1)), (await ds.entries.snapshot()).entries);
+        assert.deepEqual(
+          [...stale.entries()].sort((a, b) => (a.id < b.id ? -1 : 1)),
+          (await ds.entries.snapshot()).entries,
+        );
       });
     });
 
@@ -514,9 +591,15 @@ export function datastoreContract(engineName: string, harness: DatastoreHarness)
         const renewed = await ds.agents.updateSerial(agentId, '02', 1_900_007_200);
         assert.deepEqual([renewed?.serialNumber, renewed?.expiresAt], ['02', 1_900_007_200]);
         assert.equal(await ds.agents.updateSerial(agentId, '03', 1_900_010_000, { expectedSerial: '01' }), undefined);
-        assert.equal((await ds.agents.updateSerial(agentId, '03', 1_900_010_000, { expectedSerial: '02' }))?.serialNumber, '03');
+        assert.equal(
+          (await ds.agents.updateSerial(agentId, '03', 1_900_010_000, { expectedSerial: '02' }))?.serialNumber,
+          '03',
+        );
         await assert.rejects(ds.agents.updateSerial(id('/nobody'), '1', 1), code('ERR_AGENT_NOT_FOUND'));
-        await assert.rejects(ds.agents.updateSerial(id('/nobody'), '1', 1, { expectedSerial: '0' }), code('ERR_AGENT_NOT_FOUND'));
+        await assert.rejects(
+          ds.agents.updateSerial(id('/nobody'), '1', 1, { expectedSerial: '0' }),
+          code('ERR_AGENT_NOT_FOUND'),
+        );
       });
 
       it('bans (sticky through updates) and evicts', async () => {
@@ -566,7 +649,10 @@ export function datastoreContract(engineName: string, harness: DatastoreHarness)
           expiresAt: clock.seconds + 600,
         });
         assert.equal(await ds.joinTokens.consume('secret-1', clock.seconds), undefined, 'single use');
-        assert.deepEqual(await ds.joinTokens.consume('secret-2', clock.seconds), { token: 'secret-2', expiresAt: clock.seconds + 600 });
+        assert.deepEqual(await ds.joinTokens.consume('secret-2', clock.seconds), {
+          token: 'secret-2',
+          expiresAt: clock.seconds + 600,
+        });
         assert.equal(await ds.joinTokens.consume('never-issued', clock.seconds), undefined);
       });
 
@@ -578,9 +664,16 @@ export function datastoreContract(engineName: string, harness: DatastoreHarness)
 
       it('refuses a token that already exists, without echoing it', async () => {
         await ds.joinTokens.create({ token: 'dup-token-value', expiresAt: clock.seconds + 10 });
-        await assert.rejects(ds.joinTokens.create({ token: 'dup-token-value', expiresAt: clock.seconds + 10 }), (err: unknown) => {
-          return err instanceof DatastoreError && err.code === 'ERR_JOIN_TOKEN_EXISTS' && !err.message.includes('dup-token-value');
-        });
+        await assert.rejects(
+          ds.joinTokens.create({ token: 'dup-token-value', expiresAt: clock.seconds + 10 }),
+          (err: unknown) => {
+            return (
+              err instanceof DatastoreError &&
+              err.code === 'ERR_JOIN_TOKEN_EXISTS' &&
+              !err.message.includes('dup-token-value')
+            );
+          },
+        );
       });
 
       it('prunes expired tokens', async () => {
@@ -647,7 +740,11 @@ export function datastoreContract(engineName: string, harness: DatastoreHarness)
           endpointSpiffeId: 'spiffe://b.org/spire/server',
         });
         assert.equal(r.endpointSpiffeId, 'spiffe://b.org/spire/server');
-        await ds.federation.create({ trustDomain: 'a.org', bundleEndpointUrl: 'https://a.org/b', profile: 'https_web' });
+        await ds.federation.create({
+          trustDomain: 'a.org',
+          bundleEndpointUrl: 'https://a.org/b',
+          profile: 'https_web',
+        });
         await assert.rejects(
           ds.federation.create({ trustDomain: 'a.org', bundleEndpointUrl: 'https://x', profile: 'https_web' }),
           code('ERR_FEDERATION_RELATIONSHIP_EXISTS'),
@@ -666,7 +763,10 @@ export function datastoreContract(engineName: string, harness: DatastoreHarness)
         );
         assert.equal((await ds.federation.delete('a.org')).trustDomain, 'a.org');
         await assert.rejects(ds.federation.delete('a.org'), code('ERR_FEDERATION_RELATIONSHIP_NOT_FOUND'));
-        await assert.rejects(ds.federation.update('a.org', { profile: 'https_web' }), code('ERR_FEDERATION_RELATIONSHIP_NOT_FOUND'));
+        await assert.rejects(
+          ds.federation.update('a.org', { profile: 'https_web' }),
+          code('ERR_FEDERATION_RELATIONSHIP_NOT_FOUND'),
+        );
       });
     });
 
@@ -732,7 +832,10 @@ export function datastoreContract(engineName: string, harness: DatastoreHarness)
 
       it('refuses the same duplicate from two racing servers, keeping one entry', async () => {
         const other = await open();
-        const results = await Promise.allSettled([ds.entries.create(entry('/race')), other.entries.create(entry('/race'))]);
+        const results = await Promise.allSettled([
+          ds.entries.create(entry('/race')),
+          other.entries.create(entry('/race')),
+        ]);
         assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
         const rejected = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
         assert.ok(code('ERR_ENTRY_DUPLICATE')(rejected.reason));

@@ -9,13 +9,15 @@
  * ```
  * @module
  */
+
+import { sql } from 'kysely';
 import { AgentStore } from './agent-store.js';
 import { BundleStore } from './bundle-store.js';
 import { CaJournalStore } from './ca-journal-store.js';
 import { EntryStore } from './entry-store.js';
 import { FederationStore } from './federation-store.js';
 import { JoinTokenStore } from './join-token-store.js';
-import type { Engine, EngineKind } from './sql/engine.js';
+import { type Engine, type EngineKind, guarded } from './sql/engine.js';
 import { type MigrationResult, migrate } from './sql/migrations.js';
 import { openPostgresEngine } from './sql/postgres.js';
 import { openSqliteEngine } from './sql/sqlite.js';
@@ -46,6 +48,8 @@ export interface Datastore {
   readonly bundles: BundleStore;
   readonly federation: FederationStore;
   readonly caJournal: CaJournalStore;
+  /** Resolves when the database answers a trivial query; ERR_DATASTORE_UNAVAILABLE otherwise (for /ready). */
+  healthCheck(): Promise<void>;
   /** Closes the connections; pending operations finish first. */
   close(): Promise<void>;
 }
@@ -60,6 +64,8 @@ export async function openDatastore(config: DatastoreConfig, options: DatastoreO
   const now = () => Math.floor(clock.now().getTime() / 1000);
   let engine: Engine;
   if (config.type === 'sqlite') {
+    // better-sqlite3 would open a private temporary database for '', losing everything at close.
+    if (!config.path) throw new TypeError('datastore path must not be empty');
     engine = openSqliteEngine({
       path: config.path,
       ...(options.sqliteSynchronous ? { synchronous: options.sqliteSynchronous } : {}),
@@ -89,6 +95,10 @@ export async function openDatastore(config: DatastoreConfig, options: DatastoreO
     bundles: new BundleStore(engine, now),
     federation: new FederationStore(engine, now),
     caJournal: new CaJournalStore(engine, now),
+    healthCheck: () =>
+      guarded(engine, async () => {
+        await sql`select 1`.execute(engine.db);
+      }),
     close: () => engine.close(),
   };
 }

@@ -25,6 +25,7 @@ export interface EntryCacheSyncResult {
 export class EntryCache {
   #index: EntryIndex;
   #revision: number;
+  #syncing: Promise<unknown> = Promise.resolve();
 
   constructor(entries: Iterable<RegistrationEntry> = [], revision = 0) {
     this.#index = new EntryIndex(entries);
@@ -66,7 +67,9 @@ export class EntryCache {
    */
   apply(changes: EntryChanges): string[] {
     if (changes.since !== this.#revision) {
-      throw new RangeError(`changes since revision ${changes.since} cannot apply to a cache at revision ${this.#revision}`);
+      throw new RangeError(
+        `changes since revision ${changes.since} cannot apply to a cache at revision ${this.#revision}`,
+      );
     }
     const current = new Map(changes.entries.map((e) => [e.id, e]));
     const touched = new Set<string>();
@@ -83,9 +86,16 @@ export class EntryCache {
   /**
    * Brings the cache to the source's current revision: deltas when the log still holds them,
    * otherwise (ERR_REVISION_OUT_OF_RANGE: pruned, or the database was restored to an earlier
-   * state) a full reload.
+   * state) a full reload. Concurrent calls run one after the other, so a burst of change
+   * notifications may simply call sync() for each.
    */
-  async sync(source: EntryChangeSource, pageLimit = 1000): Promise<EntryCacheSyncResult> {
+  sync(source: EntryChangeSource, pageLimit = 1000): Promise<EntryCacheSyncResult> {
+    const run = this.#syncing.then(() => this.#sync(source, pageLimit));
+    this.#syncing = run.catch(() => undefined);
+    return run;
+  }
+
+  async #sync(source: EntryChangeSource, pageLimit: number): Promise<EntryCacheSyncResult> {
     const changed = new Set<string>();
     try {
       for (;;) {

@@ -8,10 +8,11 @@
  * with an index).
  * @module
  */
-import { createHash, randomUUID } from 'node:crypto';
-import type { Kysely, Selectable } from 'kysely';
+import { randomUUID } from 'node:crypto';
+import type { Kysely } from 'kysely';
 import { DatastoreError, quote } from './datastore-error.js';
 import { entryFilterConditions } from './entry-filter.js';
+import { contentOf, contentOfEntry, type EntryRow, entryFromRow, rowOf, sameContent } from './entry-row.js';
 import {
   appendEntryEvents,
   lockRevisions,
@@ -20,9 +21,8 @@ import {
   selectEntryEvents,
   takeRevisions,
 } from './revision.js';
-import { dedupeInOrder, normalizeNames, normalizeSelectors } from './selector-set.js';
 import { chunksFor, type Engine, guarded } from './sql/engine.js';
-import type { Database, RegistrationEntryTable } from './sql/schema.js';
+import type { Database } from './sql/schema.js';
 import type {
   EntryChanges,
   EntryEvent,
@@ -35,127 +35,8 @@ import type {
   Selector,
 } from './types.js';
 
-type EntryRow = Selectable<RegistrationEntryTable>;
-
 /** Events returned by one delta read when the caller gives no limit. */
 export const DEFAULT_EVENT_LIMIT = 1000;
-
-function identityHash(spiffeId: string, parentId: string, selectors: readonly Selector[]): string {
-  const canonical = JSON.stringify([spiffeId, parentId, selectors.map((s) => [s.type, s.value])]);
-  return createHash('sha256').update(canonical).digest('hex');
-}
-
-function nonNegativeInteger(name: string, value: number | undefined): number {
-  const v = value ?? 0;
-  if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`${name} must be a non-negative integer, got ${v}`);
-  return v;
-}
-
-function expiry(value: number | null | undefined): number | null {
-  if (value === undefined || value === null) return null;
-  return nonNegativeInteger('expiresAt', value);
-}
-
-/** The fields of a row that a caller controls, canonicalized. */
-interface EntryContent {
-  spiffeId: string;
-  parentId: string;
-  selectors: readonly Selector[];
-  x509SvidTtl: number;
-  jwtSvidTtl: number;
-  dnsNames: readonly string[];
-  federatesWith: readonly string[];
-  admin: boolean;
-  downstream: boolean;
-  hint: string;
-  expiresAt: number | null;
-}
-
-function contentOf(input: NewEntry): EntryContent {
-  if (typeof input.spiffeId !== 'string' || typeof input.parentId !== 'string') {
-    throw new TypeError('entry spiffeId and parentId must be strings');
-  }
-  return {
-    spiffeId: input.spiffeId,
-    parentId: input.parentId,
-    selectors: normalizeSelectors(input.selectors ?? []),
-    x509SvidTtl: nonNegativeInteger('x509SvidTtl', input.x509SvidTtl),
-    jwtSvidTtl: nonNegativeInteger('jwtSvidTtl', input.jwtSvidTtl),
-    dnsNames: dedupeInOrder(input.dnsNames ?? []),
-    federatesWith: normalizeNames(input.federatesWith ?? []),
-    admin: input.admin ?? false,
-    downstream: input.downstream ?? false,
-    hint: input.hint ?? '',
-    expiresAt: expiry(input.expiresAt),
-  };
-}
-
-function rowOf(id: string, c: EntryContent, createdAt: number, revision: number): EntryRow {
-  return {
-    id,
-    spiffe_id: c.spiffeId,
-    parent_id: c.parentId,
-    identity_hash: identityHash(c.spiffeId, c.parentId, c.selectors),
-    selectors: JSON.stringify(c.selectors),
-    selector_count: c.selectors.length,
-    x509_svid_ttl: c.x509SvidTtl,
-    jwt_svid_ttl: c.jwtSvidTtl,
-    dns_names: JSON.stringify(c.dnsNames),
-    federates_with: JSON.stringify(c.federatesWith),
-    federates_with_count: c.federatesWith.length,
-    admin: c.admin ? 1 : 0,
-    downstream: c.downstream ? 1 : 0,
-    hint: c.hint,
-    expires_at: c.expiresAt,
-    created_at: createdAt,
-    revision_number: revision,
-  };
-}
-
-function freezeSelectors(list: Selector[]): readonly Selector[] {
-  for (const s of list) Object.freeze(s);
-  return Object.freeze(list);
-}
-
-/** Row to domain value. Numbers go through Number() so that no engine's integer type leaks out. */
-export function entryFromRow(r: EntryRow): RegistrationEntry {
-  return Object.freeze({
-    id: r.id,
-    spiffeId: r.spiffe_id,
-    parentId: r.parent_id,
-    selectors: freezeSelectors(JSON.parse(r.selectors) as Selector[]),
-    x509SvidTtl: Number(r.x509_svid_ttl),
-    jwtSvidTtl: Number(r.jwt_svid_ttl),
-    dnsNames: Object.freeze(JSON.parse(r.dns_names) as string[]),
-    federatesWith: Object.freeze(JSON.parse(r.federates_with) as string[]),
-    admin: Number(r.admin) === 1,
-    downstream: Number(r.downstream) === 1,
-    hint: r.hint,
-    expiresAt: r.expires_at === null ? null : Number(r.expires_at),
-    createdAt: Number(r.created_at),
-    revisionNumber: Number(r.revision_number),
-  });
-}
-
-function sameContent(a: EntryContent, b: EntryContent): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
-}
-
-function contentOfEntry(e: RegistrationEntry): EntryContent {
-  return {
-    spiffeId: e.spiffeId,
-    parentId: e.parentId,
-    selectors: e.selectors,
-    x509SvidTtl: e.x509SvidTtl,
-    jwtSvidTtl: e.jwtSvidTtl,
-    dnsNames: e.dnsNames,
-    federatesWith: e.federatesWith,
-    admin: e.admin,
-    downstream: e.downstream,
-    hint: e.hint,
-    expiresAt: e.expiresAt,
-  };
-}
 
 function duplicateError(c: { spiffeId: string; parentId: string }, existingId: string): DatastoreError {
   return new DatastoreError(
@@ -347,7 +228,11 @@ export class EntryStore {
   /** The entry, or undefined. */
   async get(id: string): Promise<RegistrationEntry | undefined> {
     return guarded(this.#engine, async () => {
-      const row = await this.#engine.db.selectFrom('registration_entries').selectAll().where('id', '=', id).executeTakeFirst();
+      const row = await this.#engine.db
+        .selectFrom('registration_entries')
+        .selectAll()
+        .where('id', '=', id)
+        .executeTakeFirst();
       return row ? entryFromRow(row) : undefined;
     });
   }
@@ -502,7 +387,8 @@ export class EntryStore {
   }
 
   #checkSince(since: number, state: { current: number; prunedThrough: number }): void {
-    if (!Number.isSafeInteger(since) || since < 0) throw new RangeError(`revision must be a non-negative integer, got ${since}`);
+    if (!Number.isSafeInteger(since) || since < 0)
+      throw new RangeError(`revision must be a non-negative integer, got ${since}`);
     if (since < state.prunedThrough || since > state.current) {
       throw new DatastoreError(
         'ERR_REVISION_OUT_OF_RANGE',
@@ -529,7 +415,8 @@ export class EntryStore {
    * they name. Apply them with EntryCache (entry-cache.ts).
    */
   async changesSince(since: number, limit = DEFAULT_EVENT_LIMIT): Promise<EntryChanges> {
-    if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`limit must be a positive integer, got ${limit}`);
+    if (!Number.isSafeInteger(limit) || limit < 1)
+      throw new RangeError(`limit must be a positive integer, got ${limit}`);
     return guarded(this.#engine, () =>
       this.#engine.snapshot(async (tx) => {
         const state = await readRevisionState(tx);
@@ -555,7 +442,8 @@ export class EntryStore {
    * (oldestRetainedRevision) up to `beforeRevision - 1`. Returns how many events were deleted.
    */
   async pruneEvents(beforeRevision: number): Promise<number> {
-    if (!Number.isSafeInteger(beforeRevision)) throw new RangeError(`revision must be an integer, got ${beforeRevision}`);
+    if (!Number.isSafeInteger(beforeRevision))
+      throw new RangeError(`revision must be an integer, got ${beforeRevision}`);
     return guarded(this.#engine, () =>
       this.#engine.write(async (tx) => {
         await lockRevisions(this.#engine, tx);

@@ -127,7 +127,11 @@ export class FederationStore {
   async delete(trustDomain: string): Promise<FederationRelationship> {
     return guarded(this.#engine, async () => {
       const row = await this.#engine.write((tx) =>
-        tx.deleteFrom('federation_relationships').where('trust_domain', '=', trustDomain).returningAll().executeTakeFirst(),
+        tx
+          .deleteFrom('federation_relationships')
+          .where('trust_domain', '=', trustDomain)
+          .returningAll()
+          .executeTakeFirst(),
       );
       if (!row) throw notFound(trustDomain);
       return relationshipFromRow(row);

@@ -26,7 +26,8 @@ export class JoinTokenStore {
   /** Stores a token; ERR_JOIN_TOKEN_EXISTS if the same token is already pending. */
   async create(token: JoinToken): Promise<void> {
     if (token.token.length === 0) throw new TypeError('join token must not be empty');
-    if (!Number.isSafeInteger(token.expiresAt)) throw new RangeError(`expiresAt must be epoch seconds, got ${token.expiresAt}`);
+    if (!Number.isSafeInteger(token.expiresAt))
+      throw new RangeError(`expiresAt must be epoch seconds, got ${token.expiresAt}`);
     await guarded(this.#engine, async () => {
       try {
         const row = {
@@ -63,7 +64,9 @@ export class JoinTokenStore {
       if (!row) return undefined;
       const expiresAt = Number(row.expires_at);
       if (expiresAt <= now) return undefined;
-      return Object.freeze(row.spiffe_id === null ? { token, expiresAt } : { token, spiffeId: row.spiffe_id, expiresAt });
+      return Object.freeze(
+        row.spiffe_id === null ? { token, expiresAt } : { token, spiffeId: row.spiffe_id, expiresAt },
+      );
     });
   }
 

@@ -55,13 +55,19 @@ export interface NewEntryEvent {
   readonly kind: EntryEventKind;
 }
 
-export async function appendEntryEvents(tx: Kysely<Database>, events: readonly NewEntryEvent[], at: number): Promise<void> {
+export async function appendEntryEvents(
+  tx: Kysely<Database>,
+  events: readonly NewEntryEvent[],
+  at: number,
+): Promise<void> {
   // 4 parameters per row; 5000 rows stay far below both engines' parameter limits.
   for (let i = 0; i < events.length; i += 5000) {
     await tx
       .insertInto('entry_events')
       .values(
-        events.slice(i, i + 5000).map((e) => ({ revision: e.revision, entry_id: e.entryId, kind: e.kind, created_at: at })),
+        events
+          .slice(i, i + 5000)
+          .map((e) => ({ revision: e.revision, entry_id: e.entryId, kind: e.kind, created_at: at })),
       )
       .execute();
   }

@@ -47,8 +47,16 @@ export const MIGRATIONS: readonly Migration[] = [
         .addColumn('created_at', int64, (c) => c.notNull())
         .addColumn('revision_number', int64, (c) => c.notNull())
         .execute();
-      await db.schema.createIndex('registration_entries_spiffe_id').on('registration_entries').column('spiffe_id').execute();
-      await db.schema.createIndex('registration_entries_parent_id').on('registration_entries').column('parent_id').execute();
+      await db.schema
+        .createIndex('registration_entries_spiffe_id')
+        .on('registration_entries')
+        .column('spiffe_id')
+        .execute();
+      await db.schema
+        .createIndex('registration_entries_parent_id')
+        .on('registration_entries')
+        .column('parent_id')
+        .execute();
       await db.schema
         .createIndex('registration_entries_expires_at')
         .on('registration_entries')
@@ -62,7 +70,11 @@ export const MIGRATIONS: readonly Migration[] = [
         .addColumn('value', 'text', (c) => c.notNull())
         .addPrimaryKeyConstraint('entry_selectors_pk', ['entry_id', 'type', 'value'])
         .execute();
-      await db.schema.createIndex('entry_selectors_by_selector').on('entry_selectors').columns(['type', 'value']).execute();
+      await db.schema
+        .createIndex('entry_selectors_by_selector')
+        .on('entry_selectors')
+        .columns(['type', 'value'])
+        .execute();
 
       await db.schema
         .createTable('entry_federates_with')
@@ -163,7 +175,9 @@ export async function migrate(engine: Engine, nowSeconds: number): Promise<Migra
     if (engine.kind === 'postgres') {
       // Transaction-scoped, so it is released on commit or rollback; keyed by schema so that
       // servers in other schemas of the same database do not wait for each other.
-      await sql`select pg_advisory_xact_lock(hashtext('steeple.migrate.' || coalesce(current_schema(), '')))`.execute(tx);
+      await sql`select pg_advisory_xact_lock(hashtext('steeple.migrate.' || coalesce(current_schema(), '')))`.execute(
+        tx,
+      );
     }
     await tx.schema
       .createTable('schema_migrations')
@@ -184,7 +198,10 @@ export async function migrate(engine: Engine, nowSeconds: number): Promise<Migra
     for (const m of MIGRATIONS) {
       if (applied.has(m.version)) continue;
       await m.up(tx as Kysely<Database>, engine.kind);
-      await tx.insertInto('schema_migrations').values({ version: m.version, name: m.name, applied_at: nowSeconds }).execute();
+      await tx
+        .insertInto('schema_migrations')
+        .values({ version: m.version, name: m.name, applied_at: nowSeconds })
+        .execute();
     }
     return { from, to: LATEST_SCHEMA_VERSION };
   });

@@ -35,10 +35,12 @@ const getTypeParser = ((oid: number, format?: 'text' | 'binary') =>
 // 57P0x (server shutting down / starting up), plus socket errors and pg's own timeouts.
 const UNAVAILABLE_SQLSTATE = /^(08|53|57P0)/;
 const UNAVAILABLE_ERRNO = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'EPIPE']);
-const UNAVAILABLE_MESSAGE = /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/;
+const UNAVAILABLE_MESSAGE =
+  /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/;
 
-function isUnavailable(err: unknown): boolean {
-  if (err instanceof AggregateError) return err.errors.some(isUnavailable);
+/** True when a pg failure means the server is unreachable or going away, not that the query is wrong. */
+export function isPostgresUnavailable(err: unknown): boolean {
+  if (err instanceof AggregateError) return err.errors.some(isPostgresUnavailable);
   const code = (err as { code?: unknown } | null)?.code;
   if (typeof code === 'string' && (UNAVAILABLE_SQLSTATE.test(code) || UNAVAILABLE_ERRNO.has(code))) return true;
   return err instanceof Error && UNAVAILABLE_MESSAGE.test(err.message);
@@ -87,7 +89,7 @@ export async function openPostgresEngine(options: PostgresEngineOptions): Promis
     write: (fn) => db.transaction().execute(fn),
     snapshot: (fn) => db.transaction().setIsolationLevel('repeatable read').setAccessMode('read only').execute(fn),
     isUniqueViolation: (err) => (err as { code?: unknown } | null)?.code === '23505',
-    isUnavailable,
+    isUnavailable: isPostgresUnavailable,
     close: () => db.destroy(),
   };
 }

@@ -46,7 +46,10 @@ async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>)
 }
 
 /** Creates a fresh schema; throws an Error that says how to start PostgreSQL when it is unreachable. */
-export async function createScratchSchema(baseUrl = testPostgresUrl(), prefix = 'steeple_test'): Promise<ScratchSchema> {
+export async function createScratchSchema(
+  baseUrl = testPostgresUrl(),
+  prefix = 'steeple_test',
+): Promise<ScratchSchema> {
   const schema = `${prefix}_${randomBytes(6).toString('hex')}`;
   await withClient(baseUrl, (c) => c.query(`create schema ${schema}`));
   const url = new URL(baseUrl);

@@ -1,0 +1,238 @@
+/**
+ * Parsing of HTTP/1.x request and response heads, strict where ambiguity could be used
+ * to smuggle a request past the proxy (RFC 9112 §6.3, §11.2): conflicting or malformed
+ * Content-Length, Transfer-Encoding with Content-Length, a non-final `chunked`, obsolete
+ * line folding, bare CR or LF, and invalid header names are refused.
+ * @module
+ */
+
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const METHOD = TOKEN;
+const DIGITS = /^\d{1,15}$/;
+
+/** Heads larger than this are refused (431 for requests). */
+export const MAX_HEAD_BYTES = 64 * 1024;
+
+/** Framing of a message body. */
+export type BodyFraming =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'length'; readonly length: number }
+  | { readonly kind: 'chunked' }
+  /** Responses only: the body ends when the connection does. */
+  | { readonly kind: 'close' };
+
+interface HeaderFields {
+  /** Raw header lines as received, without CRLF. */
+  readonly lines: readonly string[];
+  /** Lower-case names, parallel to `lines`. */
+  readonly names: readonly string[];
+  /** Trimmed values, parallel to `lines`. */
+  readonly values: readonly string[];
+}
+
+export interface RequestHead extends HeaderFields {
+  readonly method: string;
+  readonly target: string;
+  /** 0 for HTTP/1.0, 1 for HTTP/1.1. */
+  readonly minorVersion: number;
+  readonly framing: BodyFraming;
+  /** The client asked to close after this exchange (Connection: close, or HTTP/1.0 without keep-alive). */
+  readonly wantsClose: boolean;
+  /** Upgrade requested (Connection: upgrade with an Upgrade header). */
+  readonly upgrade: boolean;
+  /** The Host header value, "" when absent. */
+  readonly host: string;
+}
+
+export interface ResponseHead extends HeaderFields {
+  readonly status: number;
+  readonly minorVersion: number;
+  readonly connectionClose: boolean;
+  /** Content-Length, Transfer-Encoding: chunked, or -1 when neither says. */
+  readonly contentLength: number;
+  readonly chunked: boolean;
+}
+
+export class HttpParseError extends Error {
+  constructor(
+    message: string,
+    readonly status = 400,
+  ) {
+    super(message);
+  }
+}
+
+function splitHeaders(lines: string[], from: number): HeaderFields {
+  const names: string[] = [];
+  const values: string[] = [];
+  const kept: string[] = [];
+  for (let i = from; i < lines.length; i++) {
+    const line = lines[i] as string;
+    if (line.includes('\n') || line.includes('\r') || line.includes('\0')) {
+      throw new HttpParseError('bare CR, LF or NUL in a header line');
+    }
+    const c0 = line.charCodeAt(0);
+    if (c0 === 0x20 || c0 === 0x09) throw new HttpParseError('obsolete header line folding');
+    const colon = line.indexOf(':');
+    if (colon <= 0) throw new HttpParseError('header line without a name');
+    const name = line.slice(0, colon);
+    if (!TOKEN.test(name)) throw new HttpParseError('invalid header name');
+    names.push(name.toLowerCase());
+    values.push(line.slice(colon + 1).trim());
+    kept.push(line);
+  }
+  return { lines: kept, names, values };
+}
+
+function hasToken(value: string, token: string): boolean {
+  // Header lists are comma-separated tokens, compared case-insensitively.
+  const v = value.toLowerCase();
+  if (v === token) return true;
+  for (const part of v.split(',')) if (part.trim() === token) return true;
+  return false;
+}
+
+interface Framing {
+  contentLength: number;
+  chunked: boolean;
+  transferEncoding: boolean;
+  connectionClose: boolean;
+  connectionKeepAlive: boolean;
+  connectionUpgrade: boolean;
+  upgradeHeader: boolean;
+  host: string;
+  hostCount: number;
+}
+
+function framingOf(h: HeaderFields, strict: boolean): Framing {
+  const f: Framing = {
+    contentLength: -1,
+    chunked: false,
+    transferEncoding: false,
+    connectionClose: false,
+    connectionKeepAlive: false,
+    connectionUpgrade: false,
+    upgradeHeader: false,
+    host: '',
+    hostCount: 0,
+  };
+  for (let i = 0; i < h.names.length; i++) {
+    const name = h.names[i] as string;
+    const value = h.values[i] as string;
+    switch (name) {
+      case 'content-length': {
+        // A repeated Content-Length is tolerated only with identical values (RFC 9110 §8.6).
+        for (const part of value.split(',')) {
+          const p = part.trim();
+          if (!DIGITS.test(p)) throw new HttpParseError('invalid Content-Length');
+          const n = Number(p);
+          if (f.contentLength >= 0 && f.contentLength !== n) throw new HttpParseError('conflicting Content-Length');
+          f.contentLength = n;
+        }
+        break;
+      }
+      case 'transfer-encoding': {
+        f.transferEncoding = true;
+        const codings = value
+          .toLowerCase()
+          .split(',')
+          .map((s) => s.trim())
+          .filter((s) => s !== '');
+        f.chunked = codings[codings.length - 1] === 'chunked';
+        if (strict && !f.chunked) throw new HttpParseError('Transfer-Encoding without final chunked');
+        break;
+      }
+      case 'connection':
+        if (hasToken(value, 'close')) f.connectionClose = true;
+        if (hasToken(value, 'keep-alive')) f.connectionKeepAlive = true;
+        if (hasToken(value, 'upgrade')) f.connectionUpgrade = true;
+        break;
+      case 'upgrade':
+        f.upgradeHeader = true;
+        break;
+      case 'host':
+        f.host = value;
+        f.hostCount++;
+        break;
+    }
+  }
+  if (f.transferEncoding && f.contentLength >= 0) {
+    if (strict) throw new HttpParseError('both Transfer-Encoding and Content-Length');
+    f.contentLength = -1; // responses: Transfer-Encoding wins (RFC 9112 §6.3)
+  }
+  return f;
+}
+
+/** Parses a request head; `text` is the head without the final empty line (latin1). */
+export function parseRequestHead(text: string): RequestHead {
+  const lines = text.split('\r\n');
+  const requestLine = lines[0] as string;
+  const sp1 = requestLine.indexOf(' ');
+  const sp2 = requestLine.lastIndexOf(' ');
+  if (sp1 <= 0 || sp2 <= sp1) throw new HttpParseError('malformed request line');
+  const method = requestLine.slice(0, sp1);
+  const target = requestLine.slice(sp1 + 1, sp2);
+  const version = requestLine.slice(sp2 + 1);
+  if (!METHOD.test(method)) throw new HttpParseError('invalid method');
+  if (target === '' || /[\s\0-\x1f\x7f]/.test(target)) throw new HttpParseError('invalid request target');
+  let minorVersion: number;
+  if (version === 'HTTP/1.1') minorVersion = 1;
+  else if (version === 'HTTP/1.0') minorVersion = 0;
+  else throw new HttpParseError('unsupported HTTP version', 505);
+  const fields = splitHeaders(lines, 1);
+  const f = framingOf(fields, true);
+  if (minorVersion === 1 && f.hostCount !== 1) {
+    throw new HttpParseError(f.hostCount === 0 ? 'missing Host header' : 'more than one Host header');
+  }
+  const framing: BodyFraming = f.chunked
+    ? { kind: 'chunked' }
+    : f.contentLength > 0
+      ? { kind: 'length', length: f.contentLength }
+      : { kind: 'none' };
+  const wantsClose = f.connectionClose || (minorVersion === 0 && !f.connectionKeepAlive);
+  return {
+    ...fields,
+    method,
+    target,
+    minorVersion,
+    framing,
+    wantsClose,
+    upgrade: f.connectionUpgrade && f.upgradeHeader,
+    host: f.host,
+  };
+}
+
+/** Parses a response head (status line and headers). */
+export function parseResponseHead(text: string): ResponseHead {
+  const lines = text.split('\r\n');
+  const statusLine = lines[0] as string;
+  if (!statusLine.startsWith('HTTP/1.') || statusLine.charCodeAt(8) !== 0x20) {
+    throw new HttpParseError('malformed status line', 502);
+  }
+  const minorVersion = statusLine.charCodeAt(7) - 0x30;
+  const status = Number(statusLine.slice(9, 12));
+  if (!Number.isInteger(status) || status < 100 || status > 999) throw new HttpParseError('malformed status', 502);
+  const fields = splitHeaders(lines, 1);
+  const f = framingOf(fields, false);
+  return {
+    ...fields,
+    status,
+    minorVersion,
+    connectionClose: f.connectionClose || (minorVersion === 0 && !f.connectionKeepAlive),
+    contentLength: f.contentLength,
+    chunked: f.chunked,
+  };
+}
+
+/** How the body of a response to `method` with this head is delimited (RFC 9112 §6.3). */
+export function responseFraming(method: string, head: ResponseHead): BodyFraming {
+  if (method === 'HEAD' || head.status === 204 || head.status === 304 || (head.status >= 100 && head.status < 200)) {
+    return { kind: 'none' };
+  }
+  if (method === 'CONNECT' && head.status >= 200 && head.status < 300) return { kind: 'none' };
+  if (head.chunked) return { kind: 'chunked' };
+  if (head.contentLength >= 0) {
+    return head.contentLength === 0 ? { kind: 'none' } : { kind: 'length', length: head.contentLength };
+  }
+  return { kind: 'close' };
+}

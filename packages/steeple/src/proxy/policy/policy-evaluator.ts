@@ -1,0 +1,101 @@
+/**
+ * Evaluates authorization policies with Istio's order: a matching DENY policy denies;
+ * then, if any ALLOW policy applies, the request must match one; with no ALLOW policy
+ * the request is allowed. AUDIT policies never change the decision, they mark the
+ * record. Dry-run policies are evaluated the same way beside the enforced ones, and only
+ * their would-be decision is reported.
+ * @module
+ */
+import type { Decision, RequestAttributes } from './attributes.js';
+import { type CompiledPolicy, compilePolicy } from './compile-policy.js';
+import type { PolicyFile } from './policy-schema.js';
+
+interface Match {
+  readonly policy: string;
+  readonly rule: number;
+}
+
+/** The policies that apply to one listener and kind of traffic, split by action. */
+interface ListenerPolicies {
+  readonly deny: readonly CompiledPolicy[];
+  readonly allow: readonly CompiledPolicy[];
+  readonly audit: readonly CompiledPolicy[];
+  /** Enforced plus dry-run policies, when dry-run policies apply; else undefined. */
+  readonly shadow: ListenerPolicies | undefined;
+}
+
+function firstMatch(policies: readonly CompiledPolicy[], a: RequestAttributes): Match | undefined {
+  const http = a.kind === 'http';
+  for (const p of policies) {
+    for (const r of p.rules) {
+      if (http ? r.matchHttp(a) : r.matchTcp(a)) return { policy: p.name, rule: r.index };
+    }
+  }
+  return undefined;
+}
+
+const ALLOW_NO_POLICY: Decision = Object.freeze({ allowed: true, reason: 'allowed: no ALLOW policy applies' });
+
+function decide(set: ListenerPolicies, a: RequestAttributes): Decision {
+  const denied = set.deny.length > 0 ? firstMatch(set.deny, a) : undefined;
+  if (denied) return { allowed: false, ...denied, reason: `denied by policy ${denied.policy}` };
+  if (set.allow.length === 0) return ALLOW_NO_POLICY;
+  const allowed = firstMatch(set.allow, a);
+  if (allowed) return { allowed: true, ...allowed, reason: `allowed by policy ${allowed.policy}` };
+  return { allowed: false, reason: 'denied: no ALLOW policy matched' };
+}
+
+/** An immutable set of compiled policies; build a new one to change policy. */
+export class PolicyEvaluator {
+  readonly policies: readonly CompiledPolicy[];
+  readonly #byListener = new Map<string, ListenerPolicies>();
+
+  constructor(policies: readonly CompiledPolicy[]) {
+    this.policies = policies;
+  }
+
+  /** An evaluator for a validated policy file. */
+  static fromFile(file: PolicyFile): PolicyEvaluator {
+    return new PolicyEvaluator(file.policies.map(compilePolicy));
+  }
+
+  /** Allows everything (no policies). */
+  static allowAll(): PolicyEvaluator {
+    return new PolicyEvaluator([]);
+  }
+
+  evaluate(a: RequestAttributes): Decision {
+    const set = this.#forListener(a.listener);
+    let decision = decide(set, a);
+    const audit = set.audit.length > 0 ? firstMatch(set.audit, a) : undefined;
+    if (audit) decision = { ...decision, audit };
+    if (set.shadow !== undefined) {
+      const shadow = decide(set.shadow, a);
+      const dryRun = {
+        allowed: shadow.allowed,
+        reason: shadow.reason,
+        ...(shadow.policy === undefined ? {} : { policy: shadow.policy, rule: shadow.rule as number }),
+      };
+      decision = { ...decision, dryRun };
+    }
+    return decision;
+  }
+
+  #forListener(listener: string): ListenerPolicies {
+    let set = this.#byListener.get(listener);
+    if (set === undefined) {
+      const applies = this.policies.filter((p) => p.listeners === undefined || p.listeners.has(listener));
+      const split = (ps: readonly CompiledPolicy[], shadow: ListenerPolicies | undefined): ListenerPolicies => ({
+        deny: ps.filter((p) => p.action === 'DENY'),
+        allow: ps.filter((p) => p.action === 'ALLOW'),
+        audit: ps.filter((p) => p.action === 'AUDIT'),
+        shadow,
+      });
+      const enforced = applies.filter((p) => !p.dryRun);
+      const shadow = applies.length > enforced.length ? split(applies, undefined) : undefined;
+      set = split(enforced, shadow);
+      this.#byListener.set(listener, set);
+    }
+    return set;
+  }
+}

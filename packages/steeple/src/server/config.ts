@@ -1,0 +1,213 @@
+/**
+ * The server's configuration: SPIRE's key names in YAML, unknown keys rejected with a
+ * did-you-mean, durations as `"24h"`-style strings, and the rules between keys (an SVID may
+ * not outlive the CA that signs it) checked once, here. Nothing downstream reads raw YAML:
+ * {@link ServerConfig} is the one runtime shape.
+ *
+ * ```yaml
+ * trust_domain: example.org
+ * data_dir: /var/lib/steeple/server
+ * bind_port: 8081
+ * datastore: { type: postgres, connection_string: "postgres://steeple@db/steeple" }
+ * node_attestors: { join_token: {}, x509pop: { ca_bundle_path: /etc/steeple/node-ca.pem } }
+ * ```
+ * @module
+ */
+import { join } from 'node:path';
+import { TrustDomain } from '@steeple/spiffe';
+import { z } from 'zod';
+import type { FlagOverride } from '../common/config/apply-flag-overrides.js';
+import { durationSchema, formatDuration } from '../common/config/duration.js';
+import { healthChecksSchema, portSchema } from '../common/config/health-checks-schema.js';
+import { type LoadYamlConfigOptions, loadYamlConfig, parseYamlConfig } from '../common/config/load-yaml.js';
+import { logLevelSchema } from '../common/config/log-level-schema.js';
+import { telemetrySchema } from '../common/config/telemetry-schema.js';
+
+/** Where the admin API socket lives unless `socket_path` says otherwise (SPIRE's default). */
+export const DEFAULT_SERVER_SOCKET_PATH = '/tmp/steeple-server/private/api.sock';
+
+/** The CA key algorithms the server can use (SPIRE's `ca_key_type` values). */
+export const CA_KEY_TYPES = ['ec-p256', 'ec-p384', 'rsa-2048'] as const;
+export type CaKeyType = (typeof CA_KEY_TYPES)[number];
+
+/**
+ * A CA is replaced when one sixth of its life remains, and no SVID outlives its signer, so an
+ * SVID signed just before the switch can live at most ca_ttl / 6 (SPIRE warns likewise).
+ */
+const CA_TTL_TO_SVID_TTL_RATIO = 6;
+
+const trustDomainSchema = z.string().transform((input, ctx) => {
+  const td = TrustDomain.tryParse(input);
+  if (td instanceof Error) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `${JSON.stringify(input)} is not a trust domain name: ${td.message}`,
+      input,
+    });
+    return z.NEVER;
+  }
+  // A SPIFFE ID (`spiffe://example.org`) is accepted as input; the name is what is kept.
+  return td.name;
+});
+
+const nonEmpty = z.string().min(1);
+
+const caSubjectSchema = z
+  .strictObject({
+    country: z.string().prefault('US'),
+    organization: z.string().prefault('SPIFFE'),
+    common_name: z.string().prefault(''),
+  })
+  .prefault({});
+
+const datastoreSchema = z
+  .discriminatedUnion('type', [
+    z.strictObject({ type: z.literal('sqlite'), path: nonEmpty.optional() }),
+    z.strictObject({ type: z.literal('postgres'), connection_string: nonEmpty }),
+  ])
+  .prefault({ type: 'sqlite' });
+
+const upstreamAuthoritySchema = z.strictObject({
+  disk: z.strictObject({
+    cert_file_path: nonEmpty,
+    key_file_path: nonEmpty,
+    bundle_file_path: nonEmpty.optional(),
+  }),
+});
+
+const nodeAttestorsSchema = z
+  .strictObject({
+    join_token: z.strictObject({}).optional(),
+    x509pop: z.strictObject({ ca_bundle_path: nonEmpty }).optional(),
+  })
+  .prefault({ join_token: {} });
+
+/** The schema of `server.yaml`; its output is {@link ServerConfig}. */
+export const ServerConfigSchema = z
+  .strictObject({
+    trust_domain: trustDomainSchema,
+    bind_address: nonEmpty.prefault('0.0.0.0'),
+    bind_port: portSchema.prefault(8081),
+    socket_path: nonEmpty.prefault(DEFAULT_SERVER_SOCKET_PATH),
+    data_dir: nonEmpty,
+    ca_ttl: durationSchema({ min: 60 }).prefault('24h'),
+    default_x509_svid_ttl: durationSchema({ min: 1 }).prefault('1h'),
+    default_jwt_svid_ttl: durationSchema({ min: 1 }).prefault('5m'),
+    ca_key_type: z.enum(CA_KEY_TYPES).prefault('ec-p256'),
+    ca_subject: caSubjectSchema,
+    jwt_issuer: nonEmpty.optional(),
+    log_level: logLevelSchema.prefault('info'),
+    datastore: datastoreSchema,
+    key_manager: z.enum(['disk', 'memory']).prefault('disk'),
+    upstream_authority: upstreamAuthoritySchema.optional(),
+    node_attestors: nodeAttestorsSchema,
+    health_checks: healthChecksSchema,
+    telemetry: telemetrySchema,
+  })
+  // Rules between keys only once every key is valid on its own: after a typo such as
+  // `join_tokn`, "no node attestor configured" would only add noise.
+  .check(
+    z.superRefine(
+      (c, ctx) => {
+        if (c.default_x509_svid_ttl >= c.ca_ttl) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['default_x509_svid_ttl'],
+            message: `${formatDuration(c.default_x509_svid_ttl)} must be shorter than ca_ttl (${formatDuration(c.ca_ttl)}): no SVID may outlive the CA that signs it`,
+          });
+        }
+        if (c.default_jwt_svid_ttl >= c.ca_ttl) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['default_jwt_svid_ttl'],
+            message: `${formatDuration(c.default_jwt_svid_ttl)} must be shorter than ca_ttl (${formatDuration(c.ca_ttl)}): no JWT-SVID may outlive the key that signs it`,
+          });
+        }
+        if (c.node_attestors.join_token === undefined && c.node_attestors.x509pop === undefined) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['node_attestors'],
+            message: 'configure at least one node attestor (join_token or x509pop), or no agent can ever attest',
+          });
+        }
+        const prometheus = c.telemetry.prometheus;
+        if (prometheus !== undefined && c.health_checks.listener_enabled && prometheus.port !== 0) {
+          if (prometheus.port === c.health_checks.bind_port && prometheus.host === c.health_checks.bind_address) {
+            ctx.addIssue({
+              code: 'custom',
+              path: ['telemetry', 'prometheus', 'port'],
+              message: `${prometheus.port} is also health_checks.bind_port; give each listener its own port`,
+            });
+          }
+        }
+      },
+      { when: (payload) => payload.issues.length === 0 },
+    ),
+  )
+  .transform((c) => ({
+    ...c,
+    datastore:
+      c.datastore.type === 'sqlite'
+        ? { type: 'sqlite' as const, path: c.datastore.path ?? join(c.data_dir, 'datastore.sqlite3') }
+        : c.datastore,
+  }));
+
+/** The validated, defaulted, frozen server configuration. Durations are whole seconds. */
+export type ServerConfig = z.output<typeof ServerConfigSchema>;
+
+/** The flags of `steeple server run` that override keys of the file (SPIRE's names). */
+export interface ServerFlagValues {
+  readonly trustDomain?: string | undefined;
+  readonly bindAddress?: string | undefined;
+  readonly serverPort?: string | number | undefined;
+  readonly socketPath?: string | undefined;
+  readonly dataDir?: string | undefined;
+  readonly logLevel?: string | undefined;
+}
+
+/** Maps `run` flags onto config keys, so a flag's value goes through the same schema and errors name the flag. */
+export function serverFlagOverrides(flags: ServerFlagValues): FlagOverride[] {
+  const port = flags.serverPort;
+  return [
+    { key: 'trust_domain', flag: 'trustDomain', value: flags.trustDomain },
+    { key: 'bind_address', flag: 'bindAddress', value: flags.bindAddress },
+    // A numeric flag arrives as text; the schema wants a number, and still rejects "abc".
+    {
+      key: 'bind_port',
+      flag: 'serverPort',
+      value: typeof port === 'string' && /^\d+$/.test(port) ? Number(port) : port,
+    },
+    { key: 'socket_path', flag: 'socketPath', value: flags.socketPath },
+    { key: 'data_dir', flag: 'dataDir', value: flags.dataDir },
+    { key: 'log_level', flag: 'logLevel', value: flags.logLevel },
+  ];
+}
+
+/**
+ * Reads and validates a server configuration file.
+ * @throws ConfigError listing every problem with its key (and line, or the flag that set it).
+ */
+export function loadServerConfig(file: string, options: LoadYamlConfigOptions = {}): ServerConfig {
+  return loadYamlConfig(file, ServerConfigSchema, options);
+}
+
+/** {@link loadServerConfig} for YAML text in hand (tests, `validate` on stdin). */
+export function parseServerConfig(text: string, options: LoadYamlConfigOptions & { file?: string } = {}): ServerConfig {
+  return parseYamlConfig(text, ServerConfigSchema, options);
+}
+
+/**
+ * Advice that does not stop the server (SPIRE logs the same): a CA lifetime shorter than six
+ * default SVID lifetimes means SVIDs signed late in a CA's life get shorter TTLs than asked.
+ */
+export function serverConfigWarnings(config: ServerConfig): string[] {
+  const warnings: string[] = [];
+  if (config.ca_ttl < CA_TTL_TO_SVID_TTL_RATIO * config.default_x509_svid_ttl) {
+    warnings.push(
+      `default_x509_svid_ttl (${formatDuration(config.default_x509_svid_ttl)}) is long for ca_ttl ` +
+        `(${formatDuration(config.ca_ttl)}): SVIDs signed late in a CA's life are cut short; set ca_ttl to ` +
+        `${formatDuration(CA_TTL_TO_SVID_TTL_RATIO * config.default_x509_svid_ttl)} or more`,
+    );
+  }
+  return warnings;
+}
