@@ -3,12 +3,14 @@
  * `npm run bench -- sdk`.
  */
 import { cpus } from 'node:os';
+import { benchCa } from './ca.js';
 import { benchDatastore } from './datastore.js';
 import { benchSdk } from './sdk.js';
 import { printTable, type Row } from './table.js';
 
 const areas: Record<string, { title: string; run: () => Promise<Row[]> }> = {
   sdk: { title: 'SDK: SVID verification (one core)', run: benchSdk },
+  ca: { title: 'CA: X.509-SVID and JWT-SVID signing (one core)', run: benchCa },
   datastore: { title: 'Server datastore: 100,000 entries on SQLite and PostgreSQL', run: benchDatastore },
 };
 

@@ -49,7 +49,11 @@ export interface FakeJwtSvid {
 /** Mints the JWT-SVIDs for a FetchJWTSVID call (e.g. with a TestJwtAuthority). */
 export type FakeJwtSvidMinter = (
   request: FakeJwtSvidRequest,
-) => string | FakeJwtSvid | readonly (string | FakeJwtSvid)[] | Promise<string | FakeJwtSvid | readonly (string | FakeJwtSvid)[]>;
+) =>
+  | string
+  | FakeJwtSvid
+  | readonly (string | FakeJwtSvid)[]
+  | Promise<string | FakeJwtSvid | readonly (string | FakeJwtSvid)[]>;
 
 export interface StartFakeWorkloadApiOptions {
   /** Where to listen; default `api.sock` in a fresh temporary directory (removed on close). */
@@ -320,9 +324,17 @@ class FakeWorkloadApiServer implements FakeWorkloadApi {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    // Like an agent shutting down: open streams end with Unavailable (clients retry), then
+    // the connections go away; whatever is still open after a grace period is cut.
+    this.#error = new ConnectError('the Workload API is shutting down', Code.Unavailable);
+    this.#notify();
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
-    for (const session of this.#sessions) session.destroy();
+    for (const session of this.#sessions) session.close();
+    const grace = setTimeout(() => {
+      for (const session of this.#sessions) session.destroy();
+    }, 1000);
     await closed;
+    clearTimeout(grace);
     await rm(this.socketPath, { force: true });
     if (this.#ownedDir) await rm(this.#ownedDir, { recursive: true, force: true });
   }
@@ -335,7 +347,9 @@ class FakeWorkloadApiServer implements FakeWorkloadApi {
 
   /** A server stream: the current message at once, then again whenever it changes (W-3). */
   async *#stream<T>(ctx: HandlerContext, current: () => T | undefined, noIdentity: string): AsyncGenerator<T> {
-    const aborted = new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve(), { once: true }));
+    const aborted = new Promise<void>((resolve) =>
+      ctx.signal.addEventListener('abort', () => resolve(), { once: true }),
+    );
     let sent: T | undefined;
     this.#openStreams++;
     try {

@@ -124,10 +124,7 @@ export function defaultWorkloadApiAddress(env: NodeJS.ProcessEnv = process.env):
  * MUST fall back to it). Throws a {@link WorkloadApiError} (`ERR_WORKLOADAPI_ADDRESS`) when
  * neither is set or the value is invalid.
  */
-export function resolveWorkloadApiAddress(
-  address?: string,
-  env: NodeJS.ProcessEnv = process.env,
-): WorkloadApiAddress {
+export function resolveWorkloadApiAddress(address?: string, env: NodeJS.ProcessEnv = process.env): WorkloadApiAddress {
   const value = address ?? defaultWorkloadApiAddress(env);
   if (value === undefined) {
     throw new WorkloadApiError(

@@ -55,13 +55,15 @@ export function decodeX509BundleMap(
 /** FetchX509Bundles' `bundles`: must hold at least the endpoint's own trust domain (W-7). */
 export function x509BundleSetFromMap(map: { readonly [key: string]: Uint8Array }): BundleSet {
   const bundles = decodeX509BundleMap(map, 'X509BundlesResponse.bundles');
-  if (bundles.size === 0) throw badResponse('X509BundlesResponse.bundles is empty; it must hold the own trust domain (W-7)');
+  if (bundles.size === 0)
+    throw badResponse('X509BundlesResponse.bundles is empty; it must hold the own trust domain (W-7)');
   return BundleSet.of(...bundles.values());
 }
 
 /** FetchJWTBundles' `bundles`: JWK Set documents; must hold at least the own trust domain (W-10). */
 export function jwtBundleSetFromMap(map: { readonly [key: string]: Uint8Array }): BundleSet {
   const bundles = decodeMap(map, 'JWTBundlesResponse.bundles', (td, json) => JwtBundle.parse(td, json));
-  if (bundles.size === 0) throw badResponse('JWTBundlesResponse.bundles is empty; it must hold the own trust domain (W-10)');
+  if (bundles.size === 0)
+    throw badResponse('JWTBundlesResponse.bundles is empty; it must hold the own trust domain (W-10)');
   return BundleSet.of(...bundles.values());
 }

@@ -4,7 +4,7 @@
  * @module
  */
 import { connect as netConnect, type Socket } from 'node:net';
-import { Code, type Client, ConnectError, createClient, type Interceptor } from '@connectrpc/connect';
+import { type Client, Code, ConnectError, createClient, type Interceptor } from '@connectrpc/connect';
 import { createGrpcTransport, Http2SessionManager } from '@connectrpc/connect-node';
 import type { BundleSet } from '../bundle/bundle-set.js';
 import { type Clock, systemClock } from '../clock.js';
@@ -69,19 +69,59 @@ export interface FetchJwtSvidParams {
   readonly subject?: SpiffeId | string;
 }
 
+// Failures to reach the endpoint or of the connection under a call. grpc-go reports
+// these as Unavailable, and the spec says a client that cannot reach the endpoint may
+// retry (E-5); connect-node calls some of them Internal or Aborted.
+const TRANSPORT_ERRORS = new Set([
+  'ENOENT',
+  'EACCES',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  // Node's own codes, written without their "ERR_" prefix so that they are not mistaken
+  // for Steeple error codes (docs/errors.md lists only ours).
+  ...[
+    'HTTP2_GOAWAY_SESSION',
+    'HTTP2_SESSION_ERROR',
+    'HTTP2_STREAM_ERROR',
+    'HTTP2_INVALID_SESSION',
+    'STREAM_PREMATURE_CLOSE',
+  ].map((c) => `ERR_${c}`),
+]);
+
+function isTransportFailure(err: unknown): boolean {
+  const seen = new Set<unknown>();
+  for (let e = err; e instanceof Error && !seen.has(e); e = e.cause) {
+    seen.add(e);
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && TRANSPORT_ERRORS.has(code)) return true;
+  }
+  return false;
+}
+
 function statusError(method: string, err: unknown): Error {
   if (err instanceof SpiffeError) return err;
   const ce = ConnectError.from(err);
-  const name = Code[ce.code] ?? String(ce.code);
+  const code =
+    (ce.code === Code.Internal || ce.code === Code.Aborted || ce.code === Code.Unknown) && isTransportFailure(err)
+      ? Code.Unavailable
+      : ce.code;
+  const name = Code[code] ?? String(code);
   return new WorkloadApiError(
     'ERR_WORKLOADAPI_STATUS',
-    `Workload API ${method} failed with ${name} (${ce.code}): ${ce.rawMessage}`,
-    { grpcCode: ce.code, cause: err },
+    `Workload API ${method} failed with ${name} (${code}): ${ce.rawMessage}`,
+    { grpcCode: code, cause: err },
   );
 }
 
 /** An AbortController that also aborts when any of `parents` does. */
-function linkedController(...parents: (AbortSignal | undefined)[]): { controller: AbortController; unlink: () => void } {
+function linkedController(...parents: (AbortSignal | undefined)[]): {
+  controller: AbortController;
+  unlink: () => void;
+} {
   const controller = new AbortController();
   const listeners: [AbortSignal, () => void][] = [];
   for (const parent of parents) {
@@ -167,9 +207,12 @@ export class WorkloadApiClient {
   }
 
   /** The workload's current X.509-SVIDs and bundles (the first message of FetchX509SVID). */
-  fetchX509Context(signal?: AbortSignal): Promise<X509Context> {
-    return this.#first('FetchX509SVID', signal, (s) => this.#rpc.fetchX509SVID({}, { signal: s }), (res) =>
-      x509ContextFromResponse(res),
+  async fetchX509Context(signal?: AbortSignal): Promise<X509Context> {
+    return this.#first(
+      'FetchX509SVID',
+      signal,
+      (s) => this.#rpc.fetchX509SVID({}, { signal: s }),
+      (res) => x509ContextFromResponse(res),
     );
   }
 
@@ -177,7 +220,7 @@ export class WorkloadApiClient {
    * Watches the X.509 context until `signal` aborts or the client closes (then resolves),
    * or the endpoint answers InvalidArgument (then rejects with that error).
    */
-  watchX509Context(handler: WatchHandler<X509Context>, signal?: AbortSignal): Promise<void> {
+  async watchX509Context(handler: WatchHandler<X509Context>, signal?: AbortSignal): Promise<void> {
     return this.#watch(
       'FetchX509SVID',
       (s) => this.#rpc.fetchX509SVID({}, { signal: s }),
@@ -188,14 +231,17 @@ export class WorkloadApiClient {
   }
 
   /** The X.509 bundles of every trust domain the workload trusts (FetchX509Bundles, W-7). */
-  fetchX509Bundles(signal?: AbortSignal): Promise<BundleSet> {
-    return this.#first('FetchX509Bundles', signal, (s) => this.#rpc.fetchX509Bundles({}, { signal: s }), (res) =>
-      x509BundleSetFromMap(res.bundles),
+  async fetchX509Bundles(signal?: AbortSignal): Promise<BundleSet> {
+    return this.#first(
+      'FetchX509Bundles',
+      signal,
+      (s) => this.#rpc.fetchX509Bundles({}, { signal: s }),
+      (res) => x509BundleSetFromMap(res.bundles),
     );
   }
 
   /** Watches the X.509 bundles; ends like {@link WorkloadApiClient.watchX509Context}. */
-  watchX509Bundles(handler: WatchHandler<BundleSet>, signal?: AbortSignal): Promise<void> {
+  async watchX509Bundles(handler: WatchHandler<BundleSet>, signal?: AbortSignal): Promise<void> {
     return this.#watch(
       'FetchX509Bundles',
       (s) => this.#rpc.fetchX509Bundles({}, { signal: s }),
@@ -206,14 +252,17 @@ export class WorkloadApiClient {
   }
 
   /** The JWT bundles (JWK Sets) of every trust domain the workload trusts (FetchJWTBundles, W-10). */
-  fetchJwtBundles(signal?: AbortSignal): Promise<BundleSet> {
-    return this.#first('FetchJWTBundles', signal, (s) => this.#rpc.fetchJWTBundles({}, { signal: s }), (res) =>
-      jwtBundleSetFromMap(res.bundles),
+  async fetchJwtBundles(signal?: AbortSignal): Promise<BundleSet> {
+    return this.#first(
+      'FetchJWTBundles',
+      signal,
+      (s) => this.#rpc.fetchJWTBundles({}, { signal: s }),
+      (res) => jwtBundleSetFromMap(res.bundles),
     );
   }
 
   /** Watches the JWT bundles; ends like {@link WorkloadApiClient.watchX509Context}. */
-  watchJwtBundles(handler: WatchHandler<BundleSet>, signal?: AbortSignal): Promise<void> {
+  async watchJwtBundles(handler: WatchHandler<BundleSet>, signal?: AbortSignal): Promise<void> {
     return this.#watch(
       'FetchJWTBundles',
       (s) => this.#rpc.fetchJWTBundles({}, { signal: s }),
@@ -237,7 +286,7 @@ export class WorkloadApiClient {
   }
 
   /** One JWT-SVID per identity of the workload (or only `subject`'s), the default identity first. */
-  fetchJwtSvids(params: FetchJwtSvidParams, signal?: AbortSignal): Promise<JwtSvid[]> {
+  async fetchJwtSvids(params: FetchJwtSvidParams, signal?: AbortSignal): Promise<JwtSvid[]> {
     const audience = audiencesOf(params);
     const spiffeId = params.subject === undefined ? '' : SpiffeId.from(params.subject).toString();
     return this.#call('FetchJWTSVID', signal, async (s) => {
@@ -251,8 +300,9 @@ export class WorkloadApiClient {
    * bundles (W-11) and returns the parsed token. An invalid token rejects with
    * `ERR_WORKLOADAPI_STATUS` and `grpcCode` 3 (InvalidArgument), as SPIRE answers.
    */
-  validateJwtSvid(token: string, audience: string, signal?: AbortSignal): Promise<JwtSvid> {
-    if (typeof token !== 'string' || token === '') throw new TypeError('validateJwtSvid: token must be a non-empty string');
+  async validateJwtSvid(token: string, audience: string, signal?: AbortSignal): Promise<JwtSvid> {
+    if (typeof token !== 'string' || token === '')
+      throw new TypeError('validateJwtSvid: token must be a non-empty string');
     if (typeof audience !== 'string' || audience === '') {
       throw new TypeError('validateJwtSvid: audience must be a non-empty string (W-11)');
     }
@@ -297,7 +347,8 @@ export class WorkloadApiClient {
       try {
         return await run(controller.signal);
       } catch (err) {
-        if (this.closed) throw new WorkloadApiError('ERR_WORKLOADAPI_CLOSED', `Workload API ${method}: the client is closed`);
+        if (this.closed)
+          throw new WorkloadApiError('ERR_WORKLOADAPI_CLOSED', `Workload API ${method}: the client is closed`);
         if (signal?.aborted) throw signal.reason;
         throw statusError(method, err);
       } finally {

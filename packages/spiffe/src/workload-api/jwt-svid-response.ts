@@ -40,12 +40,7 @@ export function jwtSvidsFromResponse(res: JWTSVIDResponse, audience: readonly st
 }
 
 /** The token that ValidateJWTSVID accepted, parsed (its `sub` must be the returned `spiffe_id`). */
-export function validatedJwtSvid(
-  res: ValidateJWTSVIDResponse,
-  token: string,
-  audience: string,
-  clock: Clock,
-): JwtSvid {
+export function validatedJwtSvid(res: ValidateJWTSVIDResponse, token: string, audience: string, clock: Clock): JwtSvid {
   if (res.spiffeId === '') throw badResponse('ValidateJWTSVIDResponse.spiffe_id is empty (W-11)');
   let svid: JwtSvid;
   try {

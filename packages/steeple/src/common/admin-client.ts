@@ -14,7 +14,7 @@
  */
 import { connect as netConnect } from 'node:net';
 import { resolve } from 'node:path';
-import { Code, ConnectError, type Client, createClient, type Interceptor } from '@connectrpc/connect';
+import { type Client, Code, ConnectError, createClient, type Interceptor } from '@connectrpc/connect';
 import { createGrpcTransport, Http2SessionManager } from '@connectrpc/connect-node';
 import { AgentService } from '../gen/steeple/server/v1/agent_pb.js';
 import { BundleService } from '../gen/steeple/server/v1/bundle_pb.js';

@@ -19,7 +19,10 @@ export type SteepleErrorCode =
   | 'ERR_SVID_REQUEST_INVALID'
   | 'ERR_CA_NOT_READY'
   | 'ERR_CA_STATE_INVALID'
-  | 'ERR_UPSTREAM_AUTHORITY_INVALID';
+  | 'ERR_UPSTREAM_AUTHORITY_INVALID'
+  | 'ERR_WORKLOAD_ATTESTATION_FAILED'
+  | 'ERR_AGENT_NOT_ATTESTED'
+  | 'ERR_AGENT_STATE_INVALID';
 
 /** Base class of every product error raised for bad input or configuration. */
 export abstract class SteepleError extends Error {

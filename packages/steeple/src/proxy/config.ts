@@ -192,7 +192,11 @@ export const ProxyConfigSchema = z
   })
   .superRefine((value, ctx) => {
     if (value.inbound.length + value.outbound.length === 0) {
-      ctx.addIssue({ code: 'custom', message: 'configure at least one inbound or outbound listener', path: ['inbound'] });
+      ctx.addIssue({
+        code: 'custom',
+        message: 'configure at least one inbound or outbound listener',
+        path: ['inbound'],
+      });
     }
     const seen = new Map<string, string>();
     const check = (name: string, path: (string | number)[]) => {

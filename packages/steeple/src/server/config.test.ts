@@ -26,7 +26,7 @@ describe('server config', () => {
     assert.equal(c.default_x509_svid_ttl, 3600);
     assert.equal(c.default_jwt_svid_ttl, 300);
     assert.equal(c.ca_key_type, 'ec-p256');
-    assert.deepEqual(c.ca_subject, { country: 'US', organization: 'SPIFFE', common_name: '' });
+    assert.equal(c.ca_subject, undefined);
     assert.equal(c.log_level, 'info');
     assert.equal(c.key_manager, 'disk');
     assert.deepEqual(c.datastore, { type: 'sqlite', path: '/var/lib/steeple/datastore.sqlite3' });
@@ -48,7 +48,7 @@ ca_ttl: 48h
 default_x509_svid_ttl: 2h
 default_jwt_svid_ttl: 10m
 ca_key_type: ec-p384
-ca_subject: { country: DE, organization: Acme, common_name: Acme CA }
+ca_subject: { country: DE, organization: [Acme, Acme Labs], common_name: Acme CA }
 jwt_issuer: https://oidc.example.org
 log_level: DEBUG
 datastore: { type: postgres, connection_string: "postgres://u@db/steeple" }
@@ -67,6 +67,7 @@ telemetry: { prometheus: { port: 9988 } }
     assert.equal(c.node_attestors.x509pop?.ca_bundle_path, '/node-ca.pem');
     assert.equal(c.telemetry.prometheus?.port, 9988);
     assert.equal(c.jwt_issuer, 'https://oidc.example.org');
+    assert.deepEqual(c.ca_subject, { country: ['DE'], organization: ['Acme', 'Acme Labs'], common_name: 'Acme CA' });
   });
 
   it('names an unknown key and suggests the right one', () => {

@@ -22,9 +22,10 @@ import { healthChecksSchema, portSchema } from '../common/config/health-checks-s
 import { type LoadYamlConfigOptions, loadYamlConfig, parseYamlConfig } from '../common/config/load-yaml.js';
 import { logLevelSchema } from '../common/config/log-level-schema.js';
 import { telemetrySchema } from '../common/config/telemetry-schema.js';
+import { DEFAULT_SERVER_SOCKET_PATH } from '../common/defaults.js';
+import { nodeAttestorsSchema } from './attestation/node-attestors-config.js';
 
-/** Where the admin API socket lives unless `socket_path` says otherwise (SPIRE's default). */
-export const DEFAULT_SERVER_SOCKET_PATH = '/tmp/steeple-server/private/api.sock';
+export { DEFAULT_SERVER_SOCKET_PATH };
 
 /** The CA key algorithms the server can use (SPIRE's `ca_key_type` values). */
 export const CA_KEY_TYPES = ['ec-p256', 'ec-p384', 'rsa-2048'] as const;
@@ -52,13 +53,20 @@ const trustDomainSchema = z.string().transform((input, ctx) => {
 
 const nonEmpty = z.string().min(1);
 
-const caSubjectSchema = z
-  .strictObject({
-    country: z.string().prefault('US'),
-    organization: z.string().prefault('SPIFFE'),
-    common_name: z.string().prefault(''),
-  })
-  .prefault({});
+/** One value or a list of them (SPIRE's ca_subject fields are lists; a lone string is accepted too). */
+const nameList = z
+  .union([z.string().min(1), z.array(z.string().min(1))])
+  .transform((v) => (Array.isArray(v) ? v : [v]));
+
+/** SPIRE's `ca_subject`; unset fields fall back to the CA's default subject (C=US, O=Steeple). */
+const caSubjectSchema = z.strictObject({
+  country: nameList.optional(),
+  organization: nameList.optional(),
+  organizational_unit: nameList.optional(),
+  province: nameList.optional(),
+  locality: nameList.optional(),
+  common_name: z.string().min(1).optional(),
+});
 
 const datastoreSchema = z
   .discriminatedUnion('type', [
@@ -75,13 +83,6 @@ const upstreamAuthoritySchema = z.strictObject({
   }),
 });
 
-const nodeAttestorsSchema = z
-  .strictObject({
-    join_token: z.strictObject({}).optional(),
-    x509pop: z.strictObject({ ca_bundle_path: nonEmpty }).optional(),
-  })
-  .prefault({ join_token: {} });
-
 /** The schema of `server.yaml`; its output is {@link ServerConfig}. */
 export const ServerConfigSchema = z
   .strictObject({
@@ -94,7 +95,7 @@ export const ServerConfigSchema = z
     default_x509_svid_ttl: durationSchema({ min: 1 }).prefault('1h'),
     default_jwt_svid_ttl: durationSchema({ min: 1 }).prefault('5m'),
     ca_key_type: z.enum(CA_KEY_TYPES).prefault('ec-p256'),
-    ca_subject: caSubjectSchema,
+    ca_subject: caSubjectSchema.optional(),
     jwt_issuer: nonEmpty.optional(),
     log_level: logLevelSchema.prefault('info'),
     datastore: datastoreSchema,
@@ -121,13 +122,6 @@ export const ServerConfigSchema = z
             code: 'custom',
             path: ['default_jwt_svid_ttl'],
             message: `${formatDuration(c.default_jwt_svid_ttl)} must be shorter than ca_ttl (${formatDuration(c.ca_ttl)}): no JWT-SVID may outlive the key that signs it`,
-          });
-        }
-        if (c.node_attestors.join_token === undefined && c.node_attestors.x509pop === undefined) {
-          ctx.addIssue({
-            code: 'custom',
-            path: ['node_attestors'],
-            message: 'configure at least one node attestor (join_token or x509pop), or no agent can ever attest',
           });
         }
         const prometheus = c.telemetry.prometheus;

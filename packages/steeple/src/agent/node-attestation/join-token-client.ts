@@ -49,7 +49,10 @@ export function createJoinTokenClient(token: string, options: JoinTokenClientOpt
       return Uint8Array.from(payload);
     },
     async answer(): Promise<Uint8Array> {
-      throw new NodeAttestationClientError(JOIN_TOKEN_CLIENT_NAME, 'the server sent a challenge, but join_token has none');
+      throw new NodeAttestationClientError(
+        JOIN_TOKEN_CLIENT_NAME,
+        'the server sent a challenge, but join_token has none',
+      );
     },
   });
 }

@@ -111,7 +111,14 @@ describe('x509pop client', () => {
     const scheme = x509PopSchemeFor(second.leaf.publicKey);
     if (typeof scheme === 'string') throw new Error(scheme);
     const signature = await client.answer(nonce);
-    assert.ok(verify(scheme.hash, x509PopSignedMessage('example.org', nonce), { ...scheme, key: second.leaf.publicKey }, signature));
+    assert.ok(
+      verify(
+        scheme.hash,
+        x509PopSignedMessage('example.org', nonce),
+        { ...scheme, key: second.leaf.publicKey },
+        signature,
+      ),
+    );
   });
 
   it('refuses a challenge that is not a 32-byte nonce (it never signs what a server chose freely)', async () => {

@@ -85,8 +85,9 @@ export function createX509PopClient(config: X509PopClientConfig, options: X509Po
           `the server sent a challenge of ${challenge?.length ?? 0} bytes; x509pop expects a ${X509POP_NONCE_LENGTH}-byte nonce`,
         );
       }
-      const { privateKey, scheme } = current;
-      return Uint8Array.from(sign(scheme.hash, x509PopSignedMessage(trustDomain, challenge), { ...scheme, key: privateKey }));
+      const { hash, ...options } = current.scheme;
+      const message = x509PopSignedMessage(trustDomain, challenge);
+      return Uint8Array.from(sign(hash, message, { ...options, key: current.privateKey }));
     },
   });
 }

@@ -29,7 +29,9 @@ export interface AuditRecord {
   readonly policy?: string | undefined;
   readonly rule?: number | undefined;
   readonly audit_policy?: string | undefined;
-  readonly dry_run?: { readonly decision: 'allow' | 'deny'; readonly policy?: string; readonly rule?: number } | undefined;
+  readonly dry_run?:
+    | { readonly decision: 'allow' | 'deny'; readonly policy?: string; readonly rule?: number }
+    | undefined;
   readonly method?: string | undefined;
   readonly path?: string | undefined;
   readonly host?: string | undefined;

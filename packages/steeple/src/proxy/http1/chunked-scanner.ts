@@ -6,7 +6,7 @@
  */
 import { HttpParseError } from './message-head.js';
 
-const enum S {
+enum S {
   Size,
   Ext,
   SizeLf,

@@ -21,7 +21,7 @@ import type { Logger } from '../../common/logger.js';
 import type { FilesIdentityConfig } from '../config.js';
 import { type FileWatch, watchFiles } from '../files/watch-files.js';
 
-interface Loaded {
+export interface Loaded {
   readonly svid: X509Svid;
   readonly bundles: BundleSet;
   readonly texts: string;
@@ -43,6 +43,41 @@ export function parseBundleFile(text: string, ownTrustDomain: TrustDomain): Bund
   return BundleSet.of(bundle);
 }
 
+/**
+ * Reads and checks the identity files once.
+ * @throws an Error naming the file and the rule broken.
+ */
+export function readIdentityFiles(config: FilesIdentityConfig): Loaded {
+  const read = (path: string, what: string) => {
+    try {
+      return readFileSync(path, 'utf8');
+    } catch (err) {
+      throw new Error(
+        `cannot read ${what} file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      );
+    }
+  };
+  const cert = read(config.cert, 'certificate');
+  const key = read(config.key, 'key');
+  const bundleText = read(config.bundle, 'bundle');
+  let svid: X509Svid;
+  try {
+    svid = X509Svid.parse(cert, key);
+  } catch (err) {
+    throw new Error(`${config.cert} / ${config.key}: ${(err as Error).message}`);
+  }
+  let bundles: BundleSet;
+  try {
+    bundles = parseBundleFile(bundleText, svid.id.trustDomain);
+  } catch (err) {
+    throw new Error(`${config.bundle}: ${(err as Error).message}`);
+  }
+  if (!bundles.has(svid.id.trustDomain)) {
+    throw new Error(`${config.bundle}: holds no bundle for the SVID's own trust domain "${svid.id.trustDomain.name}"`);
+  }
+  return { svid, bundles, texts: `${cert}\0${key}\0${bundleText}` };
+}
+
 /** An SVID and bundle source backed by files; satisfies the SDK's source interfaces. */
 export class FileIdentity implements X509SvidSource, X509BundleSetSource {
   #current: Loaded;
@@ -62,41 +97,12 @@ export class FileIdentity implements X509SvidSource, X509BundleSetSource {
    * @throws the parse error naming the file and the rule broken.
    */
   static open(config: FilesIdentityConfig, logger: Logger): FileIdentity {
-    const identity = new FileIdentity(config, logger, FileIdentity.#load(config));
+    const identity = new FileIdentity(config, logger, readIdentityFiles(config));
     identity.#watch = watchFiles([config.cert, config.key, config.bundle], () => identity.reload(), {
       pollIntervalMs: config.poll_interval * 1000,
     });
     logger.info(identity.#describe(), 'identity loaded from files');
     return identity;
-  }
-
-  static #load(config: FilesIdentityConfig): Loaded {
-    const read = (path: string, what: string) => {
-      try {
-        return readFileSync(path, 'utf8');
-      } catch (err) {
-        throw new Error(`cannot read ${what} file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-      }
-    };
-    const cert = read(config.cert, 'certificate');
-    const key = read(config.key, 'key');
-    const bundleText = read(config.bundle, 'bundle');
-    let svid: X509Svid;
-    try {
-      svid = X509Svid.parse(cert, key);
-    } catch (err) {
-      throw new Error(`${config.cert} / ${config.key}: ${(err as Error).message}`);
-    }
-    let bundles: BundleSet;
-    try {
-      bundles = parseBundleFile(bundleText, svid.id.trustDomain);
-    } catch (err) {
-      throw new Error(`${config.bundle}: ${(err as Error).message}`);
-    }
-    if (!bundles.has(svid.id.trustDomain)) {
-      throw new Error(`${config.bundle}: holds no bundle for the SVID's own trust domain "${svid.id.trustDomain.name}"`);
-    }
-    return { svid, bundles, texts: `${cert}\0${key}\0${bundleText}` };
   }
 
   #describe() {
@@ -112,7 +118,7 @@ export class FileIdentity implements X509SvidSource, X509BundleSetSource {
   reload(): boolean {
     let next: Loaded;
     try {
-      next = FileIdentity.#load(this.#config);
+      next = readIdentityFiles(this.#config);
     } catch (err) {
       this.#logger.error({ reason: (err as Error).message }, 'identity files rejected; keeping the last good identity');
       return false;

@@ -38,7 +38,12 @@ export interface Decision {
   /** The first matching AUDIT policy, if any. */
   readonly audit?: { readonly policy: string; readonly rule: number };
   /** The decision that dry-run policies would have made, when any dry-run policy applies. */
-  readonly dryRun?: { readonly allowed: boolean; readonly policy?: string; readonly rule?: number; readonly reason: string };
+  readonly dryRun?: {
+    readonly allowed: boolean;
+    readonly policy?: string;
+    readonly rule?: number;
+    readonly reason: string;
+  };
 }
 
 /** The principal's trust domain name (`spiffe://td/...` → `td`). */

@@ -13,8 +13,8 @@ import type { BlockList } from 'node:net';
 import { namespaceOfPrincipal, type RequestAttributes, trustDomainOfPrincipal } from './attributes.js';
 import {
   blockListOf,
-  canonicalPrincipal,
   type ConditionDocument,
+  canonicalPrincipal,
   headerOfConditionKey,
   type OperationDocument,
   type PolicyAction,
@@ -206,7 +206,8 @@ function isHttpOnly(rule: RuleDocument): boolean {
 function compileRule(rule: RuleDocument, index: number, http: boolean): Predicate {
   const parts: Predicate[] = [];
   if (rule.from !== undefined && rule.from.length > 0) parts.push(or(rule.from.map((f) => compileSource(f.source))));
-  if (rule.to !== undefined && rule.to.length > 0) parts.push(or(rule.to.map((t) => compileOperation(t.operation, http))));
+  if (rule.to !== undefined && rule.to.length > 0)
+    parts.push(or(rule.to.map((t) => compileOperation(t.operation, http))));
   for (const c of rule.when ?? []) {
     const p = compileCondition(c, http);
     if (p !== undefined) parts.push(p);

@@ -42,7 +42,7 @@ export const CONDITION_KEYS = [
 ] as const;
 
 const HEADER_KEY = /^request\.headers\[([!#$%&'*+.^_`|~0-9A-Za-z-]+)\]$/;
-const SIMPLE_KEYS = new Set(CONDITION_KEYS.filter((k) => !k.includes('<')));
+const SIMPLE_KEYS: ReadonlySet<string> = new Set(CONDITION_KEYS.filter((k) => !k.includes('<')));
 
 /** Adds `spiffe://` to an Istio-style principal (`example.org/ns/web`) that lacks it. */
 export function canonicalPrincipal(pattern: string): string {
@@ -169,7 +169,9 @@ const ruleSchema = z.strictObject({
 });
 
 const policySchema = z.strictObject({
-  name: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9._-]{0,252}$/, 'must be 1-253 characters of a-z, A-Z, 0-9, ".", "_", "-"'),
+  name: z
+    .string()
+    .regex(/^[a-zA-Z0-9][a-zA-Z0-9._-]{0,252}$/, 'must be 1-253 characters of a-z, A-Z, 0-9, ".", "_", "-"'),
   action: z.enum(POLICY_ACTIONS).prefault('ALLOW'),
   /** Evaluate and record the would-be decision without enforcing it (Istio's `istio.io/dry-run`). */
   dryRun: z.boolean().prefault(false),

@@ -21,7 +21,8 @@ export function loadPolicyFile(file: string): PolicyFile {
   try {
     text = readFileSync(file, 'utf8');
   } catch (cause) {
-    const reason = (cause as NodeJS.ErrnoException).code === 'ENOENT' ? 'file does not exist' : (cause as Error).message;
+    const reason =
+      (cause as NodeJS.ErrnoException).code === 'ENOENT' ? 'file does not exist' : (cause as Error).message;
     throw new ConfigError([{ path: '', message: reason }], { file, code: 'ERR_CONFIG_UNREADABLE', cause });
   }
   return parseYamlConfig(text, PolicyFileSchema, { file });

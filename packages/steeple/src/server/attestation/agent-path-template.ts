@@ -28,7 +28,9 @@ export interface AgentPathTemplate {
   /** The values the template uses. */
   readonly uses: ReadonlySet<AgentPathTemplateValue>;
   /** The path relative to `/spire/agent/` (a leading "/" is dropped, as SPIRE joins paths). */
-  render(values: Readonly<Partial<Record<AgentPathTemplateValue, string>>>): string | { readonly missing: AgentPathTemplateValue };
+  render(
+    values: Readonly<Partial<Record<AgentPathTemplateValue, string>>>,
+  ): string | { readonly missing: AgentPathTemplateValue };
 }
 
 const PLACEHOLDER = /\{\{\s*\.([A-Za-z][A-Za-z0-9]*(?:\.[A-Za-z][A-Za-z0-9]*)*)\s*\}\}/y;
@@ -61,7 +63,8 @@ export function parseAgentPathTemplate(source: string): AgentPathTemplate | stri
     }
   }
   if (text !== '') parts.push({ text });
-  if (uses.size === 0) return `"${source}" must use at least one value, e.g. {{ .Fingerprint }}, or every agent gets the same ID`;
+  if (uses.size === 0)
+    return `"${source}" must use at least one value, e.g. {{ .Fingerprint }}, or every agent gets the same ID`;
   return Object.freeze({
     source,
     uses,

@@ -24,18 +24,22 @@ describe('attestNode', () => {
       code: 'ERR_ATTESTATION_DATA_INVALID',
       reason: 'node attestor "k8s_psat" is not enabled on this server (enabled: x509pop)',
     });
-    await assert.rejects(attestNode(catalog, { type: 'x'.repeat(10_000), payload: new Uint8Array() }, noChallenge, ctx), (err: Error) =>
-      err.message.length < 300,
+    await assert.rejects(
+      attestNode(catalog, { type: 'x'.repeat(10_000), payload: new Uint8Array() }, noChallenge, ctx),
+      (err: Error) => err.message.length < 300,
     );
   });
 
   it('refuses a banned agent, and admits it again once evicted (no record)', async () => {
     let record: { banned: boolean } | undefined = { banned: true };
     const agents = { get: async (id: string) => (id === agentId.toString() ? record : undefined) };
-    await assert.rejects(attestNode(catalog, { type: 'x509pop', payload: new Uint8Array() }, noChallenge, ctx, { agents }), {
-      code: 'ERR_ATTESTATION_FAILED',
-      reason: /banned/,
-    });
+    await assert.rejects(
+      attestNode(catalog, { type: 'x509pop', payload: new Uint8Array() }, noChallenge, ctx, { agents }),
+      {
+        code: 'ERR_ATTESTATION_FAILED',
+        reason: /banned/,
+      },
+    );
     record = { banned: false };
     await attestNode(catalog, { type: 'x509pop', payload: new Uint8Array() }, noChallenge, ctx, { agents });
     record = undefined;

@@ -5,8 +5,8 @@
  * @module
  */
 import type { AttestedAgent } from '../datastore/index.js';
+import { type AttestationContext, AttestationError, type ChallengeFn, type NodeAttestation } from './node-attestor.js';
 import type { NodeAttestorCatalog } from './node-attestor-catalog.js';
-import { AttestationError, type AttestationContext, type ChallengeFn, type NodeAttestation } from './node-attestor.js';
 
 /** The slice of the datastore's agent store needed to see bans. */
 export interface BannedAgentLookup {

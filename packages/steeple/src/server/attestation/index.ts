@@ -31,6 +31,7 @@ export { type NodeAttestorsConfig, nodeAttestorsSchema, type X509PopConfig } fro
 export { CertificateChainError, type VerifiedChain, verifyCertificateChain } from './verify-certificate-chain.js';
 export { createX509PopAttestor, type X509PopAttestorOptions } from './x509pop.js';
 export {
+  splitX509PopCertificates,
   X509POP_ATTESTOR_NAME,
   X509POP_CONTEXT,
   X509POP_MAX_CERTIFICATES,
@@ -40,5 +41,4 @@ export {
   type X509PopSignatureScheme,
   x509PopSchemeFor,
   x509PopSignedMessage,
-  splitX509PopCertificates,
 } from './x509pop-format.js';

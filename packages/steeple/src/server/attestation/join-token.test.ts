@@ -82,7 +82,12 @@ describe('join_token node attestor', () => {
     const token = 'expired-token-0003';
     await ds.joinTokens.create({ token, expiresAt: nowSeconds - 1 });
     const attestor = createJoinTokenAttestor({ joinTokens: ds.joinTokens });
-    await refused(attestor.attest(bytes(token), noChallenge, ctx), 'ERR_ATTESTATION_FAILED', 'join token expired', token);
+    await refused(
+      attestor.attest(bytes(token), noChallenge, ctx),
+      'ERR_ATTESTATION_FAILED',
+      'join token expired',
+      token,
+    );
     await refused(
       attestor.attest(bytes(token), noChallenge, ctx),
       'ERR_ATTESTATION_FAILED',
@@ -110,7 +115,11 @@ describe('join_token node attestor', () => {
   });
 
   it('hands back the SPIFFE ID the token was generated for (token generate -spiffeID)', async () => {
-    await ds.joinTokens.create({ token: 'with-alias', spiffeId: 'spiffe://example.org/node/a', expiresAt: nowSeconds + 60 });
+    await ds.joinTokens.create({
+      token: 'with-alias',
+      spiffeId: 'spiffe://example.org/node/a',
+      expiresAt: nowSeconds + 60,
+    });
     const attestor = createJoinTokenAttestor({ joinTokens: ds.joinTokens });
     const result = await attestor.attest(bytes('with-alias'), noChallenge, ctx);
     assert.equal(result.joinTokenSpiffeId?.toString(), 'spiffe://example.org/node/a');

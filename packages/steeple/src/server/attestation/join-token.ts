@@ -15,7 +15,7 @@
  */
 import { SpiffeId } from '@steeple/spiffe';
 import type { JoinToken } from '../datastore/index.js';
-import { AttestationError, type AttestationContext, type NodeAttestation, type NodeAttestor } from './node-attestor.js';
+import { type AttestationContext, AttestationError, type NodeAttestation, type NodeAttestor } from './node-attestor.js';
 
 /** The plugin name, which is also `AttestationData.type`. */
 export const JOIN_TOKEN_ATTESTOR_NAME = 'join_token';
@@ -74,7 +74,8 @@ export function createJoinTokenAttestor(deps: { readonly joinTokens: JoinTokenCo
       // (deleting it all the same) and the refusal can say *why*: an operator who sees
       // "expired" generates a new token, one who sees "not found" looks for a typo.
       const found = await joinTokens.consume(token, 0);
-      if (found === undefined) throw new AttestationError(JOIN_TOKEN_ATTESTOR_NAME, 'join token not found or already used');
+      if (found === undefined)
+        throw new AttestationError(JOIN_TOKEN_ATTESTOR_NAME, 'join token not found or already used');
       const nowSeconds = Math.floor(ctx.now.getTime() / 1000);
       if (found.expiresAt <= nowSeconds) throw new AttestationError(JOIN_TOKEN_ATTESTOR_NAME, 'join token expired');
 

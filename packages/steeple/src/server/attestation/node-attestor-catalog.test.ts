@@ -42,8 +42,16 @@ describe('createNodeAttestors', () => {
   });
 
   it('refuses an unknown plugin name, naming the key (with a did-you-mean)', () => {
-    configProblem(() => createNodeAttestors({ join_tokn: {} }, { joinTokens }), 'node_attestors.join_tokn', /did you mean "join_token"/);
-    configProblem(() => createNodeAttestors({ tpm_devid: {} }, { joinTokens }), 'node_attestors.tpm_devid', /unknown key/);
+    configProblem(
+      () => createNodeAttestors({ join_tokn: {} }, { joinTokens }),
+      'node_attestors.join_tokn',
+      /did you mean "join_token"/,
+    );
+    configProblem(
+      () => createNodeAttestors({ tpm_devid: {} }, { joinTokens }),
+      'node_attestors.tpm_devid',
+      /unknown key/,
+    );
   });
 
   it('refuses an empty section, unknown plugin settings, and x509pop without a CA bundle', () => {

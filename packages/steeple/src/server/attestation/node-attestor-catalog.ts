@@ -7,8 +7,8 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { ConfigError } from '../../common/errors.js';
 import { validateConfig } from '../../common/config/validate-config.js';
+import { ConfigError } from '../../common/errors.js';
 import { createJoinTokenAttestor, JOIN_TOKEN_ATTESTOR_NAME, type JoinTokenConsumer } from './join-token.js';
 import type { NodeAttestor } from './node-attestor.js';
 import { nodeAttestorsSchema, type X509PopConfig } from './node-attestors-config.js';

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
-import { createHash, generateKeyPairSync, type KeyObject, sign, type X509Certificate } from 'node:crypto';
+import { createHash, generateKeyPairSync, type KeyObject, sign, X509Certificate } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { TrustDomain } from '@steeple/spiffe';
+import { CertificateIssuer, selfSignCertificate } from '@steeple/spiffe/issuance';
 import { createTestCa, ManualClock, type TestCa, type TestKeyType } from '@steeple/spiffe/testing';
 import { AttestationError, type ChallengeFn } from './node-attestor.js';
 import { createX509PopAttestor } from './x509pop.js';
@@ -153,10 +154,14 @@ describe('x509pop node attestor', () => {
     // An eavesdropper recorded the first exchange…
     const honest = signer(key);
     let recorded: Uint8Array | undefined;
-    await attestor.attest(payloadOf(chain), async (nonce) => {
-      recorded = await honest(nonce);
-      return recorded;
-    }, ctx);
+    await attestor.attest(
+      payloadOf(chain),
+      async (nonce) => {
+        recorded = await honest(nonce);
+        return recorded;
+      },
+      ctx,
+    );
     // …and replays the response to the next challenge.
     await refused(
       attestor.attest(payloadOf(chain), async () => recorded as Uint8Array, ctx),
@@ -228,12 +233,19 @@ describe('x509pop node attestor', () => {
     const attestor = createX509PopAttestor({ caBundle: [root.certificate] });
     const ctx = { trustDomain: td, now: clock.now() };
     const early = nodeIdentity(intermediate, { broken: { notYetValid: true } });
-    await refused(attestor.attest(payloadOf(early.chain), neverChallenged, ctx), 'ERR_ATTESTATION_FAILED', /not valid before/);
+    await refused(
+      attestor.attest(payloadOf(early.chain), neverChallenged, ctx),
+      'ERR_ATTESTATION_FAILED',
+      /not valid before/,
+    );
 
     const shortLived = root.createIntermediate({ ttlSeconds: 2 * 3600 });
     const { chain } = nodeIdentity(shortLived, { ttlSeconds: 24 * 3600, broken: { notAfterBeyondCa: true } });
     await refused(
-      attestor.attest(payloadOf(chain), neverChallenged, { trustDomain: td, now: new Date(START.getTime() + 3 * HOUR) }),
+      attestor.attest(payloadOf(chain), neverChallenged, {
+        trustDomain: td,
+        now: new Date(START.getTime() + 3 * HOUR),
+      }),
       'ERR_ATTESTATION_FAILED',
       /^certificate #1 expired at/,
     );
@@ -272,6 +284,30 @@ describe('x509pop node attestor', () => {
     );
   });
 
+  it('refuses, quickly, a hostile chain of CA certificates that all issue each other', async () => {
+    const { clock, root } = nodePki();
+    // One name and one key: every certificate below verifies as issued by every other, so
+    // an unbounded search would try ~15!/7! paths; the step budget ends it with a clear reason.
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const now = clock.now().getTime();
+    const spec = {
+      subject: [{ type: 'CN', value: 'Loop CA' }],
+      publicKey: privateKey,
+      notBefore: new Date(now - HOUR),
+      notAfter: new Date(now + HOUR),
+      basicConstraints: { ca: true },
+      keyUsage: { usages: ['keyCertSign' as const, 'digitalSignature' as const] },
+    };
+    const issuer = new CertificateIssuer(new X509Certificate(selfSignCertificate(spec, privateKey)), privateKey);
+    const loop = Array.from({ length: 16 }, () => issuer.issue(spec));
+    const attestor = createX509PopAttestor({ caBundle: [root.certificate] });
+    await refused(
+      attestor.attest(Buffer.concat(loop), neverChallenged, { trustDomain: td, now: clock.now() }),
+      'ERR_ATTESTATION_FAILED',
+      /^certificate chain is too complex to validate$/,
+    );
+  });
+
   it('uses agent_path_template for the agent ID, refusing certificates that lack a value it names', async () => {
     const { clock, root, intermediate } = nodePki();
     const attestor = createX509PopAttestor({
@@ -289,7 +325,10 @@ describe('x509pop node attestor', () => {
       'ERR_ATTESTATION_FAILED',
       /uses \.Subject\.CommonName, which the certificate does not have/,
     );
-    assert.throws(() => createX509PopAttestor({ caBundle: [root.certificate], agentPathTemplate: '{{ .Nope }}' }), TypeError);
+    assert.throws(
+      () => createX509PopAttestor({ caBundle: [root.certificate], agentPathTemplate: '{{ .Nope }}' }),
+      TypeError,
+    );
   });
 
   it('refuses malformed payloads as invalid data with a clear reason, before any challenge', async () => {
@@ -303,7 +342,10 @@ describe('x509pop node attestor', () => {
       [Buffer.from('{"certificates":["MIIB"]}'), /certificate #0 \(byte 0\) is not a DER SEQUENCE/],
       [good.subarray(0, good.length - 1), /is truncated/],
       [Buffer.from([0x30, 0x80, 0x00, 0x00]), /unsupported length encoding/],
-      [Buffer.from([0x30, 0x03, 0x02, 0x01, 0x00]), /certificate #0 of the payload is not a valid DER X\.509 certificate/],
+      [
+        Buffer.from([0x30, 0x03, 0x02, 0x01, 0x00]),
+        /certificate #0 of the payload is not a valid DER X\.509 certificate/,
+      ],
       [Buffer.concat([good, Buffer.from([0x00])]), /certificate #2 \(byte \d+\) is not a DER SEQUENCE/],
       [new Uint8Array(64 * 1024 + 1).fill(0x30), /larger than 65536 bytes/],
       [Buffer.concat(Array.from({ length: 17 }, () => (chain[0] as X509Certificate).raw)), /more than 16 certificates/],
@@ -335,7 +377,11 @@ describe('x509pop node attestor', () => {
     }
     const responses = [new Uint8Array(0), new Uint8Array(64), new Uint8Array(4096), Buffer.from('30450221', 'hex')];
     for (const response of responses) {
-      await refused(attestor.attest(good, async () => response, ctx), /^ERR_ATTESTATION_(FAILED|DATA_INVALID)$/, /./);
+      await refused(
+        attestor.attest(good, async () => response, ctx),
+        /^ERR_ATTESTATION_(FAILED|DATA_INVALID)$/,
+        /./,
+      );
     }
   });
 });

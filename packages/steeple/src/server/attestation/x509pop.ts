@@ -21,8 +21,8 @@ import { x509Fields } from '@steeple/spiffe/issuance';
 import { normalizeSelectors } from '../datastore/selector-set.js';
 import { type AgentPathTemplate, DEFAULT_AGENT_PATH_TEMPLATE, parseAgentPathTemplate } from './agent-path-template.js';
 import {
-  AttestationError,
   type AttestationContext,
+  AttestationError,
   type ChallengeFn,
   type NodeAttestation,
   type NodeAttestor,
@@ -111,7 +111,8 @@ function verifyResponse(
   signature: Uint8Array,
 ): boolean {
   try {
-    return verify(scheme.hash, message, { ...scheme, key: leaf.publicKey }, signature);
+    const { hash, ...options } = scheme;
+    return verify(hash, message, { ...options, key: leaf.publicKey }, signature);
   } catch {
     return false; // a signature that cannot even be decoded does not verify
   }

@@ -12,7 +12,13 @@ const HOUR = 3600_000;
 
 function root(clock: ManualClock, ttlSeconds: number) {
   const privateKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
-  return selfSignCaCertificate({ trustDomain: td, privateKey, subject: DEFAULT_CA_SUBJECT, now: clock.now(), ttlSeconds });
+  return selfSignCaCertificate({
+    trustDomain: td,
+    privateKey,
+    subject: DEFAULT_CA_SUBJECT,
+    now: clock.now(),
+    ttlSeconds,
+  });
 }
 const jwtKey = () => generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey;
 
@@ -24,7 +30,10 @@ describe('MemoryBundlePublisher', () => {
     const jwt = { kid: 'k1', publicKey: jwtKey(), notAfter: new Date(START.getTime() + 24 * HOUR) };
     const first = await publisher.publish({ x509: [ca], jwt: [jwt] });
     assert.equal(first.sequenceNumber, 1n);
-    assert.deepEqual(first.x509Authorities.map((c) => c.raw), [ca.raw]);
+    assert.deepEqual(
+      first.x509Authorities.map((c) => c.raw),
+      [ca.raw],
+    );
     assert.ok(first.jwtBundle().hasAuthority('k1'));
     assert.equal(first.refreshHintSeconds, 300);
     const again = await publisher.publish({ x509: [ca], jwt: [jwt] });
@@ -37,7 +46,10 @@ describe('MemoryBundlePublisher', () => {
     const publisher = new MemoryBundlePublisher({ trustDomain: td, clock });
     const a = root(clock, 2 * 3600);
     const b = root(clock, 24 * 3600);
-    await publisher.publish({ x509: [a], jwt: [{ kid: 'a', publicKey: jwtKey(), notAfter: new Date(START.getTime() + 2 * HOUR) }] });
+    await publisher.publish({
+      x509: [a],
+      jwt: [{ kid: 'a', publicKey: jwtKey(), notAfter: new Date(START.getTime() + 2 * HOUR) }],
+    });
     const both = await publisher.publish({
       x509: [b],
       jwt: [{ kid: 'b', publicKey: jwtKey(), notAfter: new Date(START.getTime() + 24 * HOUR) }],
@@ -48,7 +60,11 @@ describe('MemoryBundlePublisher', () => {
 
     clock.advance(2 * HOUR); // a's notAfter passes
     const pruned = await publisher.publish({ x509: [], jwt: [] });
-    assert.deepEqual(pruned.x509Authorities.map((c) => c.raw), [b.raw], 'the expired CA is pruned');
+    assert.deepEqual(
+      pruned.x509Authorities.map((c) => c.raw),
+      [b.raw],
+      'the expired CA is pruned',
+    );
     assert.deepEqual([...pruned.jwtAuthorities.keys()], ['b'], 'the expired JWT key is pruned');
     assert.equal(pruned.sequenceNumber, 3n);
   });

@@ -146,7 +146,8 @@ export function parseJournal(text: string, location: string): CaJournal {
     return v;
   };
   const bytes = (v: unknown, where: string): Buffer => {
-    if (typeof v !== 'string' || v === '' || v.length % 4 !== 0 || !BASE64.test(v)) throw fail(`${where} must be base64`);
+    if (typeof v !== 'string' || v === '' || v.length % 4 !== 0 || !BASE64.test(v))
+      throw fail(`${where} must be base64`);
     return Buffer.from(v, 'base64');
   };
   const list = (o: Record<string, unknown>, key: string, where: string): unknown[] => {

@@ -29,7 +29,6 @@ import { type Clock, type SpiffeBundle, systemClock, TrustDomain } from '@steepl
 import { type DistinguishedName, keyIdentifierForSpki, x509Fields } from '@steeple/spiffe/issuance';
 import { createSilentLogger, type Logger } from '../../common/logger.js';
 import type { BundlePublisher, JwtAuthority } from './bundle-publisher.js';
-import { CaError } from './ca-errors.js';
 import {
   DEFAULT_CA_SUBJECT,
   DEFAULT_SVID_SUBJECT,
@@ -37,6 +36,7 @@ import {
   selfSignCaCertificate,
   subjectWithSerial,
 } from './ca-certificate.js';
+import { CaError } from './ca-errors.js';
 import {
   type AuthorityState,
   type CaJournal,
@@ -211,7 +211,7 @@ export class CaManager {
     try {
       await this.#serialize(async () => {
         await this.#load();
-        await this.#rotate();
+        await this.#rotate(true);
       });
       this.#state = 'ready';
     } catch (err) {
@@ -246,7 +246,8 @@ export class CaManager {
   /** The active JWT signer. Throws {@link CaError} `ERR_CA_NOT_READY` when there is none or it has expired. */
   jwtSigner(): JwtSigner {
     const entry = this.#currentJwt;
-    if (!entry?.signer) throw new CaError('ERR_CA_NOT_READY', 'the CA has no active JWT signing key (not started yet?)');
+    if (!entry?.signer)
+      throw new CaError('ERR_CA_NOT_READY', 'the CA has no active JWT signing key (not started yet?)');
     if (entry.notAfter <= this.#clock.now().getTime()) {
       throw new CaError('ERR_CA_NOT_READY', `the active JWT signing key ${entry.kid} has expired${this.#why()}`);
     }
@@ -397,7 +398,8 @@ export class CaManager {
     for (const entries of [this.#x509, this.#jwt] as Entry[][]) {
       // At most one current and one next per kind; anything else in the journal is retired.
       for (const state of ['active', 'prepared'] as const) {
-        for (const extra of entries.filter((e) => e.state === state).slice(1)) this.#retire(extra, `a second ${state} one`);
+        for (const extra of entries.filter((e) => e.state === state).slice(1))
+          this.#retire(extra, `a second ${state} one`);
       }
     }
     this.#currentX509 = this.#x509.find((e) => e.state === 'active');
@@ -416,15 +418,22 @@ export class CaManager {
     try {
       return new X509Certificate(der);
     } catch (cause) {
-      throw new CaError('ERR_CA_STATE_INVALID', `the CA journal ${this.#options.journal.location}: ${where} is not a certificate`, {
-        cause,
-      });
+      throw new CaError(
+        'ERR_CA_STATE_INVALID',
+        `the CA journal ${this.#options.journal.location}: ${where} is not a certificate`,
+        {
+          cause,
+        },
+      );
     }
   }
 
   #retire(entry: Entry, reason: string): void {
     const what = 'kid' in entry ? `JWT key ${entry.kid}` : `X.509 authority ${entry.id}`;
-    this.#log.warn({ authority: what, reason }, 'retiring authority: it stays published until it expires but signs nothing');
+    this.#log.warn(
+      { authority: what, reason },
+      'retiring authority: it stays published until it expires but signs nothing',
+    );
     entry.state = 'old';
     entry.keyId = undefined;
     if ('kid' in entry) entry.signer = undefined;
@@ -434,10 +443,13 @@ export class CaManager {
   // -------------------------------------------------------------------------
   // Rotation
 
-  /** One rotation step: prune, prepare (and publish), activate, save, reschedule. */
-  async #rotate(): Promise<void> {
+  /**
+   * One rotation step: prune, prepare (and publish), activate, save, reschedule. At start
+   * (`starting`) everything loaded is published, whether or not anything changed.
+   */
+  async #rotate(starting = false): Promise<void> {
     const now = this.#clock.now().getTime();
-    let changed = this.#prune(now);
+    let changed = this.#prune(now) || starting;
 
     // Prepare first and publish, so nothing is ever signed by an unpublished authority.
     const x509 = this.#due(this.#x509, now);
@@ -615,7 +627,10 @@ export class CaManager {
       signer: this.#jwtSignerFor(kid, privateKey, notAfter),
     };
     this.#jwt.push(entry);
-    this.#log.info({ kind: 'jwt', authority: kid, keyId, keyType, notAfter: new Date(notAfter) }, 'prepared the next JWT key and publishing it');
+    this.#log.info(
+      { kind: 'jwt', authority: kid, keyId, keyType, notAfter: new Date(notAfter) },
+      'prepared the next JWT key and publishing it',
+    );
   }
 
   #jwtSignerFor(kid: string, privateKey: KeyObject, notAfter: number): JwtSigner {
@@ -671,7 +686,11 @@ export class CaManager {
     if (this.#bundle && bundle.equals(this.#bundle)) return;
     this.#bundle = bundle;
     this.#log.info(
-      { sequence: bundle.sequenceNumber?.toString(), x509: bundle.x509Authorities.length, jwt: bundle.jwtAuthorities.size },
+      {
+        sequence: bundle.sequenceNumber?.toString(),
+        x509: bundle.x509Authorities.length,
+        jwt: bundle.jwtAuthorities.size,
+      },
       'trust bundle changed',
     );
     for (const listener of this.#listeners) {

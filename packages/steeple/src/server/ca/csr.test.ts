@@ -115,7 +115,7 @@ describe('parseCsr', () => {
     await rejects(der, /no proof of possession/);
   });
 
-  it("refuses a request signed by a key other than the one it carries", async () => {
+  it('refuses a request signed by a key other than the one it carries', async () => {
     const claimed = p256();
     await rejects(customCsr({ spki: spkiOf(claimed), signer: p256() }), /no proof of possession/);
   });

@@ -69,7 +69,8 @@ function frame(buf: Buffer): Framing {
   const sigAlg = expectTlv(buf, info.end, outer.end, TAG.sequence, 'signatureAlgorithm');
   const sig = expectTlv(buf, sigAlg.end, outer.end, TAG.bitString, 'signature');
   if (sig.end !== outer.end) throw new RangeError('trailing bytes inside the CSR');
-  if (sig.end === sig.start || buf[sig.start] !== 0) throw new RangeError('signature BIT STRING must have no unused bits');
+  if (sig.end === sig.start || buf[sig.start] !== 0)
+    throw new RangeError('signature BIT STRING must have no unused bits');
   checkDerElements(buf, sigAlg.start, sigAlg.end);
 
   const version = expectTlv(buf, info.start, info.end, TAG.integer, 'version');

@@ -49,7 +49,12 @@ describe('JwtSigner', () => {
     const s = signer(new ManualClock(START), generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey);
     const { token } = s.mintJwtSvid({ spiffeId: web, audience: ['db'], ttlSeconds: 60 });
     const claims = decode(token.split('.')[1] as string);
-    assert.deepEqual(claims, { aud: ['db'], exp: START.getTime() / 1000 + 60, iat: START.getTime() / 1000, sub: web.toString() });
+    assert.deepEqual(claims, {
+      aud: ['db'],
+      exp: START.getTime() / 1000 + 60,
+      iat: START.getTime() / 1000,
+      sub: web.toString(),
+    });
   });
 
   it('adds iss when jwt_issuer is configured', () => {
@@ -81,14 +86,20 @@ describe('JwtSigner', () => {
   it('refuses IDs outside the trust domain, root IDs, empty audiences and bad TTLs', () => {
     const s = signer(new ManualClock(START), generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey);
     const bad: [Parameters<JwtSigner['mintJwtSvid']>[0], RegExp][] = [
-      [{ spiffeId: SpiffeId.parse('spiffe://evil.org/web'), audience: ['a'], ttlSeconds: 60 }, /outside the trust domain/],
+      [
+        { spiffeId: SpiffeId.parse('spiffe://evil.org/web'), audience: ['a'], ttlSeconds: 60 },
+        /outside the trust domain/,
+      ],
       [{ spiffeId: SpiffeId.parse('spiffe://example.org'), audience: ['a'], ttlSeconds: 60 }, /has no path/],
       [{ spiffeId: web, audience: [], ttlSeconds: 60 }, /at least one/],
       [{ spiffeId: web, audience: [''], ttlSeconds: 60 }, /audience value is empty/],
       [{ spiffeId: web, audience: ['a'], ttlSeconds: 0 }, /positive number/],
     ];
     for (const [request, message] of bad) {
-      assert.throws(() => s.mintJwtSvid(request), (e: unknown) => e instanceof SvidRequestError && message.test(e.message));
+      assert.throws(
+        () => s.mintJwtSvid(request),
+        (e: unknown) => e instanceof SvidRequestError && message.test(e.message),
+      );
     }
   });
 

@@ -90,7 +90,8 @@ export class JwtSigner {
 
   /** Throws a TypeError for a key that is not EC P-256/P-384 or RSA, or an empty kid. */
   constructor(init: JwtSignerInit) {
-    if (typeof init.kid !== 'string' || init.kid === '') throw new TypeError('JwtSigner: kid must be a non-empty string');
+    if (typeof init.kid !== 'string' || init.kid === '')
+      throw new TypeError('JwtSigner: kid must be a non-empty string');
     if (init.privateKey.type !== 'private') throw new TypeError('JwtSigner: a private key is required');
     this.#algorithm = algorithmFor(init.privateKey);
     this.#privateKey = init.privateKey;

@@ -54,14 +54,17 @@ export function parseSubjectPublicKeyInfo(der: Uint8Array): SubjectPublicKey {
   const alg = expectTlv(buf, outer.start, outer.end, TAG.sequence, 'SubjectPublicKeyInfo.algorithm');
   const key = expectTlv(buf, alg.end, outer.end, TAG.bitString, 'SubjectPublicKeyInfo.subjectPublicKey');
   if (key.end !== outer.end) throw new RangeError('trailing bytes inside the SubjectPublicKeyInfo');
-  if (key.end === key.start || buf[key.start] !== 0) throw new RangeError('public key BIT STRING must have no unused bits');
+  if (key.end === key.start || buf[key.start] !== 0)
+    throw new RangeError('public key BIT STRING must have no unused bits');
   const algorithm = buf.toString('hex', alg.offset, alg.end);
   const keyBytes = buf.subarray(key.start + 1, key.end);
 
   const curve = EC_CURVES[algorithm as keyof typeof EC_CURVES];
   if (curve) {
     if (keyBytes.length !== curve.pointLength || keyBytes[0] !== 0x04) {
-      throw new RangeError(`the ${curve.namedCurve} public key must be an uncompressed point of ${curve.pointLength} bytes`);
+      throw new RangeError(
+        `the ${curve.namedCurve} public key must be an uncompressed point of ${curve.pointLength} bytes`,
+      );
     }
     return { type: curve.type, spki: buf, bits: curve.bits, keyBytes };
   }

@@ -9,8 +9,8 @@ import { createPrivateKey, createPublicKey, type KeyObject, X509Certificate } fr
 import { readFile } from 'node:fs/promises';
 import { type Clock, systemClock, type TrustDomain } from '@steeple/spiffe';
 import { CertificateIssuer, type DistinguishedName, x509Fields } from '@steeple/spiffe/issuance';
-import { CaError } from './ca-errors.js';
 import { BACKDATE_MS, caCertificateSpec, randomSerialNumber } from './ca-certificate.js';
+import { CaError } from './ca-errors.js';
 
 /** What the CA manager asks an upstream authority to sign. */
 export interface MintX509CaRequest {
@@ -55,7 +55,11 @@ const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE
 const KEY_CERT_SIGN = 32;
 
 function invalid(message: string, cause?: unknown): CaError {
-  return new CaError('ERR_UPSTREAM_AUTHORITY_INVALID', `upstream authority (disk): ${message}`, cause ? { cause } : undefined);
+  return new CaError(
+    'ERR_UPSTREAM_AUTHORITY_INVALID',
+    `upstream authority (disk): ${message}`,
+    cause ? { cause } : undefined,
+  );
 }
 
 async function readText(path: string, what: string): Promise<string> {
@@ -160,7 +164,9 @@ class DiskUpstreamAuthority implements UpstreamAuthority {
       const f = x509Fields(c);
       if (f.notAfter.getTime() <= now || f.notBefore.getTime() > now) {
         const name = c.subject.replace(/\n/g, ', ');
-        throw invalid(`certificate "${name}" is not valid now (${f.notBefore.toISOString()} to ${f.notAfter.toISOString()})`);
+        throw invalid(
+          `certificate "${name}" is not valid now (${f.notBefore.toISOString()} to ${f.notAfter.toISOString()})`,
+        );
       }
       notAfter = Math.min(notAfter, f.notAfter.getTime());
     }

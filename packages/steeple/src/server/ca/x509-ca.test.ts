@@ -4,8 +4,8 @@ import { after, before, describe, it } from 'node:test';
 import { SpiffeId, TrustDomain, verifyX509Svid, X509Bundle, X509Svid } from '@steeple/spiffe';
 import { x509Fields } from '@steeple/spiffe/issuance';
 import { ManualClock } from '@steeple/spiffe/testing';
-import { CaError, SvidRequestError } from './ca-errors.js';
 import { DEFAULT_CA_SUBJECT, selfSignCaCertificate } from './ca-certificate.js';
+import { CaError, SvidRequestError } from './ca-errors.js';
 import { createCsr } from './create-csr.js';
 import { parseCsr } from './csr.js';
 import { opensslVerify, tempDir } from './test-support.js';
@@ -62,7 +62,11 @@ describe('X509Ca.signX509Svid', () => {
     const leaf = new X509Certificate(signed.certificates[0] as Buffer);
     const f = x509Fields(leaf);
     assert.equal(leaf.subject, 'C=US\nO=Steeple');
-    assert.deepEqual(f.keyUsage, { critical: true, flags: 1 | 4 | 16 }, 'digitalSignature|keyEncipherment|keyAgreement');
+    assert.deepEqual(
+      f.keyUsage,
+      { critical: true, flags: 1 | 4 | 16 },
+      'digitalSignature|keyEncipherment|keyAgreement',
+    );
     assert.deepEqual(f.basicConstraints, { critical: true, ca: false, pathLength: undefined });
     assert.deepEqual(f.extKeyUsage?.purposes, ['1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2']);
     assert.deepEqual(f.subjectAltName?.uris, [web.toString()]);
@@ -149,7 +153,10 @@ describe('X509Ca.signX509Svid', () => {
       );
     }
     const ed = generateKeyPairSync('ed25519').publicKey;
-    assert.throws(() => ca.signX509Svid({ publicKey: ed, spiffeId: web, ttlSeconds: 60 }), /public key: key type ed25519/);
+    assert.throws(
+      () => ca.signX509Svid({ publicKey: ed, spiffeId: web, ttlSeconds: 60 }),
+      /public key: key type ed25519/,
+    );
     assert.throws(
       () => ca.signX509Svid({ publicKey: Buffer.from('junk'), spiffeId: web, ttlSeconds: 60 }),
       SvidRequestError,
@@ -171,7 +178,12 @@ describe('X509Ca.signX509Svid', () => {
     const { ca, certificate } = makeCa(clock);
     const signed = ca.signX509Svid({ publicKey: workloadKey(), spiffeId: web, ttlSeconds: HOUR, dnsNames: ['web'] });
     for (const purpose of ['sslclient', 'sslserver'] as const) {
-      const r = await opensslVerify({ dir: dir.path, roots: [certificate], leaf: signed.certificates[0] as Buffer, purpose });
+      const r = await opensslVerify({
+        dir: dir.path,
+        roots: [certificate],
+        leaf: signed.certificates[0] as Buffer,
+        purpose,
+      });
       assert.ok(r.ok, r.output);
     }
   });

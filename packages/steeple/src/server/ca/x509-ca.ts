@@ -25,8 +25,14 @@ import {
   OID,
   x509Fields,
 } from '@steeple/spiffe/issuance';
+import {
+  BACKDATE_MS,
+  caCertificateSpec,
+  DEFAULT_CA_SUBJECT,
+  DEFAULT_SVID_SUBJECT,
+  subjectWithSerial,
+} from './ca-certificate.js';
 import { CaError, SvidRequestError } from './ca-errors.js';
-import { BACKDATE_MS, caCertificateSpec, DEFAULT_CA_SUBJECT, DEFAULT_SVID_SUBJECT, subjectWithSerial } from './ca-certificate.js';
 import { parseSubjectPublicKeyInfo, subjectKeyTypeOf } from './subject-public-key.js';
 
 /** Longest SPIFFE ID the CA puts in a certificate (SPIFFE-ID §2.3, ID-5). */
@@ -137,12 +143,15 @@ export class X509Ca {
   /** Throws a TypeError when the certificate is not a CA with keyCertSign or the key does not match it. */
   constructor(init: X509CaInit) {
     const fields = x509Fields(init.certificate);
-    if (!fields.basicConstraints?.ca) throw new TypeError('X509Ca: the certificate is not a CA (basicConstraints cA=false)');
+    if (!fields.basicConstraints?.ca)
+      throw new TypeError('X509Ca: the certificate is not a CA (basicConstraints cA=false)');
     if (((fields.keyUsage?.flags ?? 0) & 32) === 0) throw new TypeError('X509Ca: the certificate lacks keyCertSign');
     this.#issuer = new CertificateIssuer(init.certificate, init.privateKey);
     this.trustDomain = init.trustDomain;
     this.certificate = init.certificate;
-    this.authorityId = (fields.subjectKeyIdentifier ?? keyIdentifierForSpki(fields.subjectPublicKeyInfo)).toString('hex');
+    this.authorityId = (fields.subjectKeyIdentifier ?? keyIdentifierForSpki(fields.subjectPublicKeyInfo)).toString(
+      'hex',
+    );
     this.notBefore = fields.notBefore;
     const upstream = init.upstreamChain ?? [];
     this.chain = Object.freeze(fields.selfIssued && upstream.length === 0 ? [] : [init.certificate, ...upstream]);

@@ -19,9 +19,12 @@ export interface AdminCaller {
 }
 
 /** Context key under which the admin server puts the caller of each call. */
-export const adminCallerKey = createContextKey<AdminCaller>({ transport: 'in-process' }, {
-  description: 'steeple admin API caller',
-});
+export const adminCallerKey = createContextKey<AdminCaller>(
+  { transport: 'in-process' },
+  {
+    description: 'steeple admin API caller',
+  },
+);
 
 const JOIN_TOKEN_PATH = '/spire/agent/join_token/';
 

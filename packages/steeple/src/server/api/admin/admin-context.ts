@@ -43,7 +43,10 @@ export function resolveAdminContext(deps: AdminDeps): AdminContext {
       }
     },
     audit(ctx, fields, message) {
-      logger.info({ rpc: `${ctx.method.parent.name}.${ctx.method.name}`, caller: ctx.values.get(adminCallerKey), ...fields }, message);
+      logger.info(
+        { rpc: `${ctx.method.parent.name}.${ctx.method.name}`, caller: ctx.values.get(adminCallerKey), ...fields },
+        message,
+      );
     },
   };
 }

@@ -174,7 +174,8 @@ export async function startAdminServer(options: StartAdminServerOptions): Promis
         | (Socket & { [kPeer]?: PeerCredentials })
         | undefined;
       const creds = peer?.[kPeer];
-      const caller: AdminCaller = creds === undefined ? { transport: 'unix-socket' } : { transport: 'unix-socket', ...creds };
+      const caller: AdminCaller =
+        creds === undefined ? { transport: 'unix-socket' } : { transport: 'unix-socket', ...creds };
       return createContextValues().set(adminCallerKey, caller);
     },
   });
@@ -188,7 +189,11 @@ export async function startAdminServer(options: StartAdminServerOptions): Promis
     } catch (err) {
       logger.warn({ err }, 'admin API request failed before reaching a handler');
       if (!res.headersSent) {
-        res.writeHead(200, { 'content-type': 'application/grpc', 'grpc-status': '13', 'grpc-message': 'internal error' });
+        res.writeHead(200, {
+          'content-type': 'application/grpc',
+          'grpc-status': '13',
+          'grpc-message': 'internal error',
+        });
       }
       res.end();
     }

@@ -4,10 +4,15 @@
  */
 import { create } from '@bufbuild/protobuf';
 import type { ServiceImpl } from '@connectrpc/connect';
-import { type Agent, type AgentFilter, AgentSchema, type AgentService } from '../../../gen/steeple/server/v1/agent_pb.js';
 import {
-  type AgentFilter as DatastoreAgentFilter,
+  type Agent,
+  type AgentFilter,
+  AgentSchema,
+  type AgentService,
+} from '../../../gen/steeple/server/v1/agent_pb.js';
+import {
   type AttestedAgent,
+  type AgentFilter as DatastoreAgentFilter,
   matchesSet,
   type Page,
   selectorKey,
@@ -15,7 +20,13 @@ import {
 import { loggableId } from './admin-caller.js';
 import type { AdminContext } from './admin-context.js';
 import { selectorFilterOf } from './entry-service.js';
-import { requireEpochSeconds, requireMemberId, requirePageSize, requireSpiffeId, requireWorkloadId } from './field-rules.js';
+import {
+  requireEpochSeconds,
+  requireMemberId,
+  requirePageSize,
+  requireSpiffeId,
+  requireWorkloadId,
+} from './field-rules.js';
 import { invalidField, notFound } from './grpc-status.js';
 
 /** SPIRE's path for agents attested with a join token. */
@@ -67,7 +78,11 @@ export function agentService(c: AdminContext): Partial<ServiceImpl<typeof AgentS
    * Agents matching the filter, a page at a time. Filters the datastore cannot answer (selectors,
    * re-attestability) are applied here over the stored matches, paging by SPIFFE ID the same way.
    */
-  async function list(filter: AgentFilter | undefined, pageSize: number, pageToken: string): Promise<Page<AttestedAgent>> {
+  async function list(
+    filter: AgentFilter | undefined,
+    pageSize: number,
+    pageToken: string,
+  ): Promise<Page<AttestedAgent>> {
     const { stored, rest } = splitFilter(filter, c.canReattest);
     const page = pageToken ? { pageToken } : {};
     if (rest === undefined) return agents.list(stored, { pageSize, ...page });
@@ -123,7 +138,11 @@ export function agentService(c: AdminContext): Partial<ServiceImpl<typeof AgentS
           ? undefined
           : requireWorkloadId('agentAliasSpiffeId', req.agentAliasSpiffeId, c.trustDomain);
       const token = c.generateJoinToken();
-      const agentId = requireMemberId('token', `${c.trustDomain.idString()}${JOIN_TOKEN_AGENT_PATH}${token}`, c.trustDomain);
+      const agentId = requireMemberId(
+        'token',
+        `${c.trustDomain.idString()}${JOIN_TOKEN_AGENT_PATH}${token}`,
+        c.trustDomain,
+      );
       const expiresAt = c.nowSeconds() + req.ttlSeconds;
       await c.datastore.joinTokens.create({ token, expiresAt });
       let aliasEntryId: string | undefined;

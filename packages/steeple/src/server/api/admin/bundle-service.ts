@@ -52,12 +52,18 @@ export function parseGivenBundle(field: string, td: TrustDomain, format: 'spiffe
  * The bundle to store: a document's own `spiffe_sequence` is kept; without one (always for PEM)
  * the sequence grows by one over the stored bundle's whenever the authorities change.
  */
-export function sequencedBundle(bundle: SpiffeBundle, previous: StoredBundle | undefined, td: TrustDomain): SpiffeBundle {
+export function sequencedBundle(
+  bundle: SpiffeBundle,
+  previous: StoredBundle | undefined,
+  td: TrustDomain,
+): SpiffeBundle {
   if (bundle.sequenceNumber !== undefined) return bundle;
   if (previous === undefined) return bundle.withSequenceNumber(1n);
   let same = false;
   try {
-    same = SpiffeBundle.parse(td, previous.bundle).withSequenceNumber(undefined).withRefreshHint(undefined)
+    same = SpiffeBundle.parse(td, previous.bundle)
+      .withSequenceNumber(undefined)
+      .withRefreshHint(undefined)
       .equals(bundle.withRefreshHint(undefined));
   } catch {
     same = false; // an unreadable stored bundle is simply replaced
@@ -120,7 +126,11 @@ export function bundleService(c: AdminContext): Partial<ServiceImpl<typeof Bundl
       const parsed = parseGivenBundle(field, td, format, text);
       const previous = await bundles.get(td.name);
       const bundle = sequencedBundle(parsed, previous, td);
-      const stored = await bundles.set({ trustDomain: td.name, bundle: bundle.marshal(), sequence: bundle.sequenceNumber ?? 0n });
+      const stored = await bundles.set({
+        trustDomain: td.name,
+        bundle: bundle.marshal(),
+        sequence: bundle.sequenceNumber ?? 0n,
+      });
       c.changed('bundles');
       c.audit(
         ctx,

@@ -64,7 +64,9 @@ function checkField(field: EntryField, e: Entry, td: TrustDomain): EntryUpdate {
       return { dnsNames: requireDnsNames('dnsNames', e.dnsNames) };
     case 'federatesWith':
       return {
-        federatesWith: e.federatesWith.map((name, i) => requireForeignTrustDomain(`federatesWith[${i}]`, name, td).name),
+        federatesWith: e.federatesWith.map(
+          (name, i) => requireForeignTrustDomain(`federatesWith[${i}]`, name, td).name,
+        ),
       };
     case 'admin':
       return { admin: e.admin };
@@ -72,7 +74,8 @@ function checkField(field: EntryField, e: Entry, td: TrustDomain): EntryUpdate {
       return { downstream: e.downstream };
     case 'hint': {
       const bytes = Buffer.byteLength(e.hint, 'utf8');
-      if (bytes > MAX_HINT_BYTES) throw invalidField('hint', `is ${bytes} bytes; at most ${MAX_HINT_BYTES} are allowed`);
+      if (bytes > MAX_HINT_BYTES)
+        throw invalidField('hint', `is ${bytes} bytes; at most ${MAX_HINT_BYTES} are allowed`);
       return { hint: e.hint };
     }
     case 'expiresAt': {

@@ -29,12 +29,7 @@ import {
 import { loggableId } from './admin-caller.js';
 import type { AdminContext } from './admin-context.js';
 import { entryToProto, maskedFields, toEntryUpdate, toNewEntry } from './entry-fields.js';
-import {
-  requirePageSize,
-  requireSelectors,
-  requireSpiffeId,
-  requireTrustDomain,
-} from './field-rules.js';
+import { requirePageSize, requireSelectors, requireSpiffeId, requireTrustDomain } from './field-rules.js';
 import { type ItemStatus, invalidField, itemStatusFor, notFound, OK_STATUS } from './grpc-status.js';
 
 /** At most this many entry ids are listed in one audit line; the count is always there. */
@@ -140,7 +135,11 @@ export function entryService(c: AdminContext): Partial<ServiceImpl<typeof EntryS
       }
       if (created.length > 0) {
         c.changed('entries');
-        c.audit(ctx, { ...auditEntries(created), refused: req.entries.length - created.length }, 'created registration entries');
+        c.audit(
+          ctx,
+          { ...auditEntries(created), refused: req.entries.length - created.length },
+          'created registration entries',
+        );
       } else if (req.entries.length > 0) {
         c.audit(ctx, { count: 0, refused: req.entries.length }, 'created no registration entries');
       }
@@ -183,7 +182,11 @@ export function entryService(c: AdminContext): Partial<ServiceImpl<typeof EntryS
       }
       if (updated.length > 0) {
         c.changed('entries');
-        c.audit(ctx, { ...auditEntries(updated), fields, refused: req.entries.length - updated.length }, 'updated registration entries');
+        c.audit(
+          ctx,
+          { ...auditEntries(updated), fields, refused: req.entries.length - updated.length },
+          'updated registration entries',
+        );
       }
       return { results };
     },
@@ -204,7 +207,11 @@ export function entryService(c: AdminContext): Partial<ServiceImpl<typeof EntryS
       }
       if (deleted.length > 0) {
         c.changed('entries');
-        c.audit(ctx, { ...auditEntries(deleted), refused: req.ids.length - deleted.length }, 'deleted registration entries');
+        c.audit(
+          ctx,
+          { ...auditEntries(deleted), refused: req.ids.length - deleted.length },
+          'deleted registration entries',
+        );
       }
       return { results };
     },

@@ -63,7 +63,8 @@ export function requireForeignTrustDomain(field: string, value: string, own: Tru
 
 /** A selector: a non-empty type without ':', and a non-empty value. */
 export function requireSelector(field: string, s: { type: string; value: string }): { type: string; value: string } {
-  if (s.type === '') throw invalidField(field, 'selector type must not be empty (expected type:value, e.g. unix:uid:1000)');
+  if (s.type === '')
+    throw invalidField(field, 'selector type must not be empty (expected type:value, e.g. unix:uid:1000)');
   if (s.type.includes(':')) throw invalidField(field, `selector type ${quoteValue(s.type)} must not contain ":"`);
   if (s.value === '') throw invalidField(field, `selector ${quoteValue(`${s.type}:`)} has an empty value`);
   return { type: s.type, value: s.value };

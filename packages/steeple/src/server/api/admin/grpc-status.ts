@@ -56,6 +56,9 @@ export const grpcCodeFor = {
   ERR_CA_NOT_READY: Code.Unavailable,
   ERR_CA_STATE_INVALID: Code.Internal,
   ERR_UPSTREAM_AUTHORITY_INVALID: Code.Internal,
+  ERR_WORKLOAD_ATTESTATION_FAILED: Code.PermissionDenied,
+  ERR_AGENT_NOT_ATTESTED: Code.Unauthenticated,
+  ERR_AGENT_STATE_INVALID: Code.Internal,
 } as const satisfies Record<DatastoreErrorCode | SpiffeErrorCode | SteepleErrorCode, Code>;
 
 type TypedCode = keyof typeof grpcCodeFor;

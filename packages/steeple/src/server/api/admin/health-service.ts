@@ -30,7 +30,11 @@ export function healthService(c: AdminContext): Partial<ServiceImpl<typeof Healt
         try {
           components.push(...(await c.healthChecks()));
         } catch (err) {
-          components.push({ name: 'health_checks', healthy: false, message: err instanceof Error ? err.message : String(err) });
+          components.push({
+            name: 'health_checks',
+            healthy: false,
+            message: err instanceof Error ? err.message : String(err),
+          });
         }
       }
       const healthy = components.every((h) => h.healthy);

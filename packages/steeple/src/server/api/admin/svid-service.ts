@@ -61,7 +61,8 @@ export function svidService(c: AdminContext): Partial<ServiceImpl<typeof SvidSer
       if (req.audience.length === 0) throw invalidField('audience', 'at least one audience is required');
       req.audience.forEach((aud, i) => {
         if (aud === '') throw invalidField(`audience[${i}]`, 'must not be empty');
-        if (aud.length > 2048) throw invalidField(`audience[${i}]`, `${quoteValue(aud)} is longer than 2048 characters`);
+        if (aud.length > 2048)
+          throw invalidField(`audience[${i}]`, `${quoteValue(aud)} is longer than 2048 characters`);
       });
       const ttl = requireNonNegative('ttlSeconds', req.ttlSeconds);
       const ttlSeconds = ttl === 0 ? c.svidDefaults.jwtTtlSeconds : ttl;

@@ -15,8 +15,8 @@ import {
 import type { Bundle } from '../../../gen/steeple/types/v1/bundle_pb.js';
 import type {
   BundleEndpointProfile,
-  FederationRelationship as StoredRelationship,
   FederationRelationshipUpdate,
+  FederationRelationship as StoredRelationship,
 } from '../../datastore/index.js';
 import type { AdminContext } from './admin-context.js';
 import { bundleToProto, parseGivenBundle, sequencedBundle, storedBundleToProto } from './bundle-service.js';
@@ -152,7 +152,11 @@ export function trustDomainService(c: AdminContext): Partial<ServiceImpl<typeof 
       const updated = await store.update(td.name, patch);
       await storeBundle(td, bundle);
       c.changed('federation');
-      c.audit(ctx, { trustDomain: td.name, ...patch, bundleGiven: bundle !== undefined }, 'updated federation relationship');
+      c.audit(
+        ctx,
+        { trustDomain: td.name, ...patch, bundleGiven: bundle !== undefined },
+        'updated federation relationship',
+      );
       return { relationship: await withBundle(updated) };
     },
 

@@ -15,13 +15,7 @@ import { constants } from 'node:crypto';
 import http2, { type Http2ServerRequest, type Http2Session } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import {
-  Code,
-  ConnectError,
-  createContextValues,
-  type Interceptor,
-  type ServiceImpl,
-} from '@connectrpc/connect';
+import { Code, ConnectError, createContextValues, type Interceptor, type ServiceImpl } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import type { Counter } from 'prom-client';
 import type { Logger } from '../../../common/logger.js';
@@ -83,7 +77,10 @@ function observeCalls(logger: Logger, calls: Counter<'method' | 'code'> | undefi
       } else if (code === Code.Internal || code === Code.Unknown) {
         logger.error({ ...fields, err: (status.cause as Error | undefined) ?? status }, 'agent api call failed');
       } else {
-        logger.warn({ ...fields, reason: status.rawMessage, errorCode: errorCodeOf(status.cause) }, 'agent api call refused');
+        logger.warn(
+          { ...fields, reason: status.rawMessage, errorCode: errorCodeOf(status.cause) },
+          'agent api call refused',
+        );
       }
     };
     try {

@@ -10,11 +10,14 @@ import type { MessageInitShape } from '@bufbuild/protobuf';
 import { Code, ConnectError, type HandlerContext } from '@connectrpc/connect';
 import type { Clock, TrustDomain } from '@steeple/spiffe';
 import type { Logger } from '../../../common/logger.js';
-import type {
-  AttestAgentRequest,
-  AttestAgentResponseSchema,
-} from '../../../gen/steeple/agent/v1/agent_pb.js';
-import type { ChallengeFn, NodeAttestation, NodeAttestor } from '../../attestation/node-attestor.js';
+import type { AttestAgentRequest, AttestAgentResponseSchema } from '../../../gen/steeple/agent/v1/agent_pb.js';
+import { attestNode } from '../../attestation/attest-node.js';
+import {
+  AttestationError,
+  type ChallengeFn,
+  type NodeAttestation,
+  type NodeAttestor,
+} from '../../attestation/node-attestor.js';
 import { parseCsr } from '../../ca/csr.js';
 import { type AttestedAgent, type Datastore, isDatastoreError } from '../../datastore/index.js';
 import { serialOf } from './agent-authenticator.js';
@@ -47,9 +50,9 @@ function invalid(message: string): ConnectError {
   return new ConnectError(message, Code.InvalidArgument);
 }
 
-function bannedError(agentId: string): ConnectError {
+function bannedError(): ConnectError {
   return new ConnectError(
-    `agent ${agentId} is banned; an operator must evict it (steeple server agent evict) before it can attest again`,
+    'the agent is banned; an operator must evict it (steeple server agent evict) before it can attest again',
     Code.PermissionDenied,
   );
 }
@@ -67,11 +70,6 @@ export function createAttestAgent(deps: AttestAgentDeps) {
     }
     const { data, csr: csrBytes } = first.value.step.value;
     if (data === undefined || data.type === '') throw invalid('params.data.type is required (e.g. "join_token")');
-    const attestor = deps.nodeAttestors.get(data.type);
-    if (attestor === undefined) {
-      const enabled = [...deps.nodeAttestors.keys()].join(', ') || 'none';
-      throw invalid(`node attestor ${JSON.stringify(data.type)} is not enabled on this server (enabled: ${enabled})`);
-    }
     if (csrBytes.length === 0) throw invalid('params.csr is required: a PKCS#10 request for the agent key');
     const csr = await parseCsr(csrBytes);
 
@@ -93,8 +91,14 @@ export function createAttestAgent(deps: AttestAgentDeps) {
     };
 
     let outcome: { attestation: NodeAttestation } | { error: unknown } | undefined;
-    const attesting = attestor
-      .attest(data.payload, challenge, { trustDomain: deps.trustDomain, now: deps.clock.now() })
+    // The CSR was checked first, so a malformed request never uses up a join token.
+    const attesting = attestNode(
+      deps.nodeAttestors,
+      data,
+      challenge,
+      { trustDomain: deps.trustDomain, now: deps.clock.now() },
+      { agents: deps.datastore.agents },
+    )
       .then(
         (attestation) => {
           outcome = { attestation };
@@ -117,23 +121,19 @@ export function createAttestAgent(deps: AttestAgentDeps) {
       wake = undefined;
     }
     await attesting;
+    if (outcome === undefined) throw new Error('attestation ended without an outcome');
     if ('error' in outcome) {
       const error = outcome.error;
-      const reason = (error as { reason?: unknown }).reason;
-      deps.logger.warn(
-        { attestor: attestor.name, reason: typeof reason === 'string' ? reason : (error as Error).message },
-        'node attestation refused',
-      );
+      if (error instanceof AttestationError) {
+        deps.logger.warn({ attestor: error.attestor, reason: error.reason }, 'node attestation refused');
+      }
       throw error;
     }
+    const attestor = { name: data.type };
 
     const { attestation } = outcome;
     const agentId = attestation.agentId.toString();
     const existing = await deps.datastore.agents.get(agentId);
-    if (existing?.banned) {
-      deps.logger.warn({ agentId, attestor: attestor.name }, 'banned agent tried to attest');
-      throw bannedError(agentId);
-    }
 
     const started = process.hrtime.bigint();
     const svid = await deps.signer.signX509Svid({
@@ -154,7 +154,7 @@ export function createAttestAgent(deps: AttestAgentDeps) {
       selectors: attestation.selectors,
     });
     // A ban that raced with this attestation wins: update() never clears it.
-    if (record.banned) throw bannedError(agentId);
+    if (record.banned) throw bannedError();
 
     if (attestation.joinTokenSpiffeId !== undefined) {
       await registerJoinTokenAlias(deps, agentId, attestation.joinTokenSpiffeId.toString());
@@ -226,7 +226,8 @@ async function withTimeout<T>(promise: Promise<T>, ms: number, signal: AbortSign
   let onAbort: (() => void) | undefined;
   const limit = new Promise<never>((_, reject) => {
     timer = setTimeout(
-      () => reject(new ConnectError(`the agent did not answer the challenge within ${ms / 1000} s`, Code.DeadlineExceeded)),
+      () =>
+        reject(new ConnectError(`the agent did not answer the challenge within ${ms / 1000} s`, Code.DeadlineExceeded)),
       ms,
     );
     onAbort = () => reject(signal.reason);

@@ -9,15 +9,15 @@ import type { Logger } from '../../../common/logger.js';
 import type { Metrics } from '../../../common/metrics.js';
 import type { NodeAttestor } from '../../attestation/node-attestor.js';
 import type { Datastore } from '../../datastore/index.js';
-import { AgentAuthenticator } from './agent-authenticator.js';
 import { type AgentApiServer, startAgentApiServer } from './agent-api-server.js';
+import { AgentAuthenticator } from './agent-authenticator.js';
 import { createAgentService, type SvidType } from './agent-service.js';
 import type { ChangeFeed } from './change-feed.js';
 import type { AgentApiSigner } from './ports.js';
 import type { ServerSvid } from './server-svid.js';
 
-export { AGENT_PATH_PREFIX, AgentAuthenticator, normalizeSerial, serialOf } from './agent-authenticator.js';
 export type { AgentApiServer } from './agent-api-server.js';
+export { AGENT_PATH_PREFIX, AgentAuthenticator, normalizeSerial, serialOf } from './agent-authenticator.js';
 export { kAgent, kSession, MAX_BATCH_SIZE, type SvidType } from './agent-service.js';
 export { ChangeFeed, type ChangeFeedOptions, type ChangeFeedSource, type FeedChange } from './change-feed.js';
 export type {
@@ -76,7 +76,8 @@ export async function startAgentApi(options: AgentApiOptions): Promise<AgentApiS
   const ownBundle = () => {
     const stored = options.feed.bundle(ownTd);
     if (stored === undefined) return undefined;
-    if (parsed?.json !== stored.bundle) parsed = { json: stored.bundle, bundle: SpiffeBundle.parse(ownTd, stored.bundle) };
+    if (parsed?.json !== stored.bundle)
+      parsed = { json: stored.bundle, bundle: SpiffeBundle.parse(ownTd, stored.bundle) };
     return parsed.bundle;
   };
   const authenticator = new AgentAuthenticator({

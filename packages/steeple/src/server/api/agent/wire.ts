@@ -7,12 +7,7 @@ import { create } from '@bufbuild/protobuf';
 import { type Bundle, BundleSchema } from '../../../gen/steeple/types/v1/bundle_pb.js';
 import { type Entry, EntrySchema } from '../../../gen/steeple/types/v1/entry_pb.js';
 import { SelectorSchema } from '../../../gen/steeple/types/v1/selector_pb.js';
-import {
-  type JwtSvid,
-  JwtSvidSchema,
-  type X509Svid,
-  X509SvidSchema,
-} from '../../../gen/steeple/types/v1/svid_pb.js';
+import { type JwtSvid, JwtSvidSchema, type X509Svid, X509SvidSchema } from '../../../gen/steeple/types/v1/svid_pb.js';
 import type { RegistrationEntry, StoredBundle } from '../../datastore/index.js';
 import type { IssuedJwtSvid, IssuedX509Svid } from './ports.js';
 

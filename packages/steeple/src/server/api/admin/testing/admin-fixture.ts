@@ -16,7 +16,7 @@ import { createTestCa, createTestJwtAuthority, type TestCa } from '@steeple/spif
 import { type AdminClient, createAdminClient } from '../../../../common/admin-client.js';
 import { createLogger } from '../../../../common/logger.js';
 import { type Datastore, openDatastore } from '../../../datastore/index.js';
-import type { AdminCa, AdminDeps } from '../admin-deps.js';
+import type { AdminCa, AdminDatastore, AdminDeps } from '../admin-deps.js';
 import { createAdminRoutes } from '../admin-routes.js';
 import { type AdminServer, startAdminServer } from '../admin-server.js';
 
@@ -85,7 +85,10 @@ export interface AdminFixture {
 }
 
 /** Starts the whole admin stack in a temp dir. */
-export async function startAdminFixture(overrides: Partial<AdminDeps> = {}): Promise<AdminFixture> {
+export async function startAdminFixture(
+  overrides: Partial<AdminDeps> = {},
+  options: { wrapDatastore?: (ds: Datastore) => AdminDatastore } = {},
+): Promise<AdminFixture> {
   const dir = mkdtempSync(join(tmpdir(), 'steeple-admin-'));
   const trustDomain = TrustDomain.parse('example.org');
   const datastore = await openDatastore({ type: 'sqlite', path: join(dir, 'datastore.sqlite3') });
@@ -105,7 +108,7 @@ export async function startAdminFixture(overrides: Partial<AdminDeps> = {}): Pro
     logger,
     routes: createAdminRoutes({
       trustDomain,
-      datastore,
+      datastore: options.wrapDatastore ? options.wrapDatastore(datastore) : datastore,
       ca,
       parseCsr: parseCsrForTests,
       svidDefaults: { x509TtlSeconds: 3600, jwtTtlSeconds: 300 },

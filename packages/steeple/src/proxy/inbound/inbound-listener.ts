@@ -1,0 +1,426 @@
+/**
+ * An inbound listener: terminates mTLS in front of a local app, with Istio's
+ * PeerAuthentication modes — STRICT (mTLS only), PERMISSIVE (mTLS or plaintext on the
+ * same port, told apart by the first byte: 0x16 opens a TLS handshake) and DISABLE
+ * (plaintext only). TCP listeners authorize each connection and splice it to the app;
+ * HTTP listeners authorize each request, strip any `x-forwarded-client-cert` the caller
+ * sent and add ours (`By=<our ID>;URI=<caller ID>`), and speak HTTP/1.1 or, after ALPN
+ * `h2`, HTTP/2.
+ *
+ * STRICT listens with the TLS server directly (no first-byte peek), the fastest path.
+ * @module
+ */
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import tls from 'node:tls';
+import { authorizeAny, getPeerId, mtlsServerOptions, type SpiffeError, serveMtls } from '@steeple/spiffe';
+import type { AuditRecord } from '../audit/audit-log.js';
+import type { InboundConfig } from '../config.js';
+import { Http1Relay } from '../http1/http1-relay.js';
+import type { RequestHead } from '../http1/message-head.js';
+import { H2Inbound, isH2Preface } from '../http2/h2-inbound.js';
+import {
+  countDecision,
+  decisionFields,
+  handshakeFailureReason,
+  type ListenerContext,
+  ownId,
+  peerAddress,
+  shouldAudit,
+  tlsInfo,
+  UNAUTHENTICATED,
+} from '../listener-context.js';
+import { drain } from '../net/drain.js';
+import { splice } from '../net/splice.js';
+import type { Decision, RequestAttributes } from '../policy/attributes.js';
+import { AppConnection, connectPlain } from '../upstream/app-connection.js';
+
+/** The identity header forwarded to the app (Envoy's name and format). */
+export const XFCC_HEADER = 'x-forwarded-client-cert';
+
+const TLS_HANDSHAKE_RECORD = 0x16;
+
+/** Per-connection facts the handlers need. */
+interface Caller {
+  readonly socket: Socket;
+  /** Verified SPIFFE ID, or undefined for plaintext. */
+  readonly principal: string | undefined;
+  readonly tls: { tls_version: string | undefined; tls_cipher: string | undefined } | undefined;
+  readonly sni: string | undefined;
+  readonly started: number;
+}
+
+function headerLookup(head: RequestHead): (name: string) => string | undefined {
+  return (name) => {
+    let value: string | undefined;
+    for (let i = 0; i < head.names.length; i++) {
+      if (head.names[i] === name) value = value === undefined ? head.values[i] : `${value},${head.values[i]}`;
+    }
+    return value;
+  };
+}
+
+export class InboundListener {
+  readonly config: InboundConfig;
+  readonly #ctx: ListenerContext;
+  readonly #server: NetServer | tls.Server;
+  readonly #tls: tls.Server | undefined;
+  readonly #sockets = new Set<Socket>();
+  #h2: H2Inbound | undefined;
+
+  constructor(config: InboundConfig, ctx: ListenerContext) {
+    this.config = config;
+    this.#ctx = ctx;
+    if (config.mode !== 'DISABLE') this.#tls = this.#createTlsServer();
+    if (config.mode === 'STRICT') {
+      this.#server = this.#tls as tls.Server;
+    } else {
+      this.#server = createNetServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.#accepted(socket));
+    }
+    this.#server.on('error', (err) => ctx.logger.error({ listener: config.name, err }, 'inbound listener error'));
+  }
+
+  #createTlsServer(): tls.Server {
+    const ctx = this.#ctx;
+    const name = this.config.name;
+    const mtls = mtlsServerOptions({
+      svid: ctx.identity,
+      bundles: ctx.identity,
+      // Authorization is the policy's job (it needs the listener, port and request);
+      // the SDK still verifies the chain against the caller's own trust domain.
+      authorize: authorizeAny(),
+      onReject: (err: SpiffeError, peer) => this.#handshakeFailed(err, peer.address, peer.port),
+    });
+    const server = tls.createServer({
+      ...mtls,
+      ALPNProtocols: this.config.protocol === 'http' ? ['h2', 'http/1.1'] : undefined,
+      handshakeTimeout: this.config.handshake_timeout * 1000,
+      allowHalfOpen: true,
+      noDelay: true,
+    } as tls.TlsOptions);
+    serveMtls(server, mtls);
+    server.on('connection', (socket: Socket) => this.#track(socket));
+    server.on('secureConnection', (socket: tls.TLSSocket) => this.#secured(socket));
+    server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) =>
+      this.#handshakeFailed(err, socket.remoteAddress, socket.remotePort),
+    );
+    void name;
+    return server;
+  }
+
+  /** Starts listening; resolves with the bound port. */
+  async start(): Promise<number> {
+    const { host, port } = this.config.listen;
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(port, host, () => {
+        this.#server.off('error', reject);
+        resolve();
+      });
+    });
+    this.#ctx.logger.info(
+      {
+        listener: this.config.name,
+        address: `${host}:${this.port}`,
+        mode: this.config.mode,
+        protocol: this.config.protocol,
+      },
+      'inbound listener ready',
+    );
+    return this.port;
+  }
+
+  get port(): number {
+    const a = this.#server.address();
+    return typeof a === 'object' && a !== null ? a.port : 0;
+  }
+
+  /** Stops accepting; open connections are closed after `graceMs`. */
+  async close(graceMs = 0): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    await drain(this.#sockets, graceMs);
+    for (const s of this.#sockets) s.destroy();
+    this.#h2?.close();
+    await closed;
+  }
+
+  #track(socket: Socket): void {
+    if (this.#sockets.has(socket)) return;
+    this.#sockets.add(socket);
+    const m = this.#ctx.metrics.activeConnections;
+    m.inc({ listener: this.config.name, direction: 'inbound' });
+    socket.once('close', () => {
+      this.#sockets.delete(socket);
+      m.dec({ listener: this.config.name, direction: 'inbound' });
+    });
+    if (this.config.idle_timeout > 0) {
+      socket.setTimeout(this.config.idle_timeout * 1000, () => socket.destroy());
+    }
+  }
+
+  // ---- PERMISSIVE / DISABLE: plain TCP accept ------------------------------------------
+
+  #accepted(socket: Socket): void {
+    this.#track(socket);
+    socket.on('error', () => {
+      /* handled at close */
+    });
+    if (this.config.mode === 'DISABLE') {
+      this.#plaintext(socket, undefined);
+      return;
+    }
+    const detectMs = this.config.protocol_detection_timeout * 1000;
+    let timer: NodeJS.Timeout | undefined;
+    const onFirst = (first: Buffer) => {
+      if (timer !== undefined) clearTimeout(timer);
+      socket.pause();
+      if (first[0] === TLS_HANDSHAKE_RECORD) {
+        socket.unshift(first);
+        (this.#tls as tls.Server).emit('connection', socket);
+      } else {
+        this.#plaintext(socket, first);
+      }
+    };
+    socket.once('data', onFirst);
+    if (detectMs > 0) {
+      // A server-speaks-first protocol sends nothing: after a while it is plaintext.
+      timer = setTimeout(() => {
+        socket.off('data', onFirst);
+        socket.pause();
+        this.#plaintext(socket, undefined);
+      }, detectMs);
+      timer.unref();
+    }
+  }
+
+  #plaintext(socket: Socket, first: Buffer | undefined): void {
+    this.#ctx.metrics.connections.inc({ listener: this.config.name, direction: 'inbound', transport: 'plaintext' });
+    this.#serve({ socket, principal: undefined, tls: undefined, sni: undefined, started: performance.now() }, first);
+  }
+
+  // ---- mTLS ----------------------------------------------------------------------------
+
+  #secured(socket: tls.TLSSocket): void {
+    this.#track(socket);
+    this.#ctx.metrics.connections.inc({ listener: this.config.name, direction: 'inbound', transport: 'mtls' });
+    const id = getPeerId(socket);
+    const servername = (socket as tls.TLSSocket & { servername?: string | false }).servername;
+    this.#serve(
+      {
+        socket,
+        principal: id?.toString(),
+        tls: tlsInfo(socket),
+        sni: typeof servername === 'string' ? servername : undefined,
+        started: performance.now(),
+      },
+      undefined,
+    );
+  }
+
+  #handshakeFailed(err: Error, address: string | undefined, port: number | undefined): void {
+    const reason = handshakeFailureReason(err as Error & { code?: string });
+    this.#ctx.metrics.handshakeFailures.inc({ listener: this.config.name, direction: 'inbound', reason });
+    this.#ctx.logger.debug(
+      { listener: this.config.name, peer: `${address}:${port}`, reason, err: err.message },
+      'handshake refused',
+    );
+    if (this.#ctx.audit !== undefined) {
+      this.#ctx.audit.write({
+        type: 'connection',
+        listener: this.config.name,
+        direction: 'inbound',
+        source_id: UNAUTHENTICATED,
+        destination_id: ownId(this.#ctx.identity),
+        peer_address: address?.includes(':') ? `[${address}]:${port}` : `${address}:${port}`,
+        decision: 'deny',
+        reason: `handshake failed: ${reason}`,
+        bytes_received: 0,
+        bytes_sent: 0,
+        duration_ms: 0,
+      });
+    }
+  }
+
+  // ---- serving a caller ----------------------------------------------------------------
+
+  #attributes(c: Caller, http: Partial<RequestAttributes> | undefined): RequestAttributes {
+    return {
+      kind: http === undefined ? 'tcp' : 'http',
+      listener: this.config.name,
+      principal: c.principal,
+      sourceIp: c.socket.remoteAddress ?? '',
+      destinationIp: c.socket.localAddress ?? '',
+      destinationPort: c.socket.localPort ?? 0,
+      sni: c.sni,
+      ...http,
+    };
+  }
+
+  #serve(c: Caller, first: Buffer | undefined): void {
+    if (this.config.protocol === 'tcp') this.#serveTcp(c, first);
+    else this.#serveHttp(c, first);
+  }
+
+  #record(
+    c: Caller,
+    fields: Omit<AuditRecord, 'listener' | 'direction' | 'source_id' | 'destination_id' | 'peer_address'>,
+  ): AuditRecord {
+    return {
+      listener: this.config.name,
+      direction: 'inbound',
+      source_id: c.principal ?? UNAUTHENTICATED,
+      destination_id: ownId(this.#ctx.identity),
+      peer_address: peerAddress(c.socket),
+      ...fields,
+      ...c.tls,
+    };
+  }
+
+  #serveTcp(c: Caller, first: Buffer | undefined): void {
+    const ctx = this.#ctx;
+    const decision = ctx.policy().evaluate(this.#attributes(c, undefined));
+    countDecision(ctx, this.config.name, decision);
+    if (!decision.allowed) {
+      if (shouldAudit(ctx, decision)) {
+        ctx.audit?.write(
+          this.#record(c, {
+            type: 'connection',
+            ...decisionFields(decision),
+            bytes_received: 0,
+            bytes_sent: 0,
+            duration_ms: 0,
+          }),
+        );
+      }
+      c.socket.destroy();
+      return;
+    }
+    connectPlain(this.config.target, 10_000, (err, app) => {
+      if (err !== undefined || app === undefined) {
+        ctx.metrics.upstreamErrors.inc({ listener: this.config.name, direction: 'inbound', reason: 'connect' });
+        if (shouldAudit(ctx, decision)) {
+          ctx.audit?.write(
+            this.#record(c, {
+              type: 'connection',
+              ...decisionFields(decision),
+              reason: `app unreachable: ${err?.message ?? ''}`,
+              bytes_received: 0,
+              bytes_sent: 0,
+              duration_ms: performance.now() - c.started,
+            }),
+          );
+        }
+        c.socket.destroy();
+        return;
+      }
+      if (c.socket.destroyed) {
+        app.destroy();
+        return;
+      }
+      splice(
+        c.socket,
+        app,
+        ({ aToB, bToA }) => {
+          ctx.metrics.addBytes(this.config.name, 'inbound', aToB, bToA);
+          if (shouldAudit(ctx, decision)) {
+            ctx.audit?.write(
+              this.#record(c, {
+                type: 'connection',
+                ...decisionFields(decision),
+                bytes_received: aToB,
+                bytes_sent: bToA,
+                duration_ms: Math.round((performance.now() - c.started) * 1000) / 1000,
+              }),
+            );
+          }
+        },
+        first,
+      );
+    });
+  }
+
+  /** Decides one HTTP request; shared by the HTTP/1.1 and HTTP/2 paths. */
+  authorizeRequest(
+    c: Caller,
+    method: string,
+    path: string,
+    host: string,
+    header: (name: string) => string | undefined,
+  ): Decision {
+    const decision = this.#ctx.policy().evaluate(this.#attributes(c, { method, path, host, header }));
+    countDecision(this.#ctx, this.config.name, decision);
+    return decision;
+  }
+
+  /** Writes the audit record and metrics of one HTTP request. */
+  requestDone(
+    c: Caller,
+    o: {
+      method: string;
+      path: string;
+      host: string;
+      status: number;
+      bytesReceived: number;
+      bytesSent: number;
+      durationMs: number;
+      decision: Decision | undefined;
+      error?: string;
+    },
+  ): void {
+    const ctx = this.#ctx;
+    ctx.metrics.observeDuration(this.config.name, 'inbound', o.durationMs / 1000);
+    ctx.metrics.addBytes(this.config.name, 'inbound', o.bytesReceived, o.bytesSent);
+    if (o.error !== undefined && o.status >= 500) {
+      ctx.metrics.upstreamErrors.inc({ listener: this.config.name, direction: 'inbound', reason: 'app' });
+    }
+    if (!shouldAudit(ctx, o.decision)) return;
+    const d = o.decision;
+    ctx.audit?.write(
+      this.#record(c, {
+        type: 'request',
+        ...(d === undefined ? { decision: 'allow' } : decisionFields(d)),
+        ...(o.error === undefined ? {} : { reason: o.error }),
+        method: o.method,
+        path: o.path,
+        host: o.host,
+        status: o.status,
+        bytes_received: o.bytesReceived,
+        bytes_sent: o.bytesSent,
+        duration_ms: Math.round(o.durationMs * 1000) / 1000,
+      }),
+    );
+  }
+
+  #identityHeader(c: Caller): string {
+    return c.principal === undefined ? '' : `${XFCC_HEADER}: By=${ownId(this.#ctx.identity)};URI=${c.principal}\r\n`;
+  }
+
+  #serveHttp(c: Caller, first: Buffer | undefined): void {
+    const alpn = (c.socket as tls.TLSSocket).alpnProtocol;
+    if (alpn === 'h2' || (c.tls === undefined && first !== undefined && isH2Preface(first))) {
+      this.#h2 ??= new H2Inbound(this.config, {
+        authorize: (caller, method, path, host, header) =>
+          this.authorizeRequest(caller as Caller, method, path, host, header),
+        done: (caller, outcome) => this.requestDone(caller as Caller, outcome),
+        identityHeader: (caller) => {
+          const p = (caller as Caller).principal;
+          return p === undefined ? undefined : `By=${ownId(this.#ctx.identity)};URI=${p}`;
+        },
+        logger: this.#ctx.logger,
+      });
+      this.#h2.serve(c.socket, c, first);
+      return;
+    }
+    new Http1Relay(
+      c.socket,
+      {
+        authorize: (head, path, host) => this.authorizeRequest(c, head.method, path, host, headerLookup(head)),
+        addHeaders: this.#identityHeader(c),
+        stripHeader: XFCC_HEADER,
+        pooledUpstream: false,
+        upstream: new AppConnection(this.config.target, 10_000),
+        onExchange: (o) => this.requestDone(c, o),
+      },
+      first,
+    );
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * What every listener shares: the identity, the policy in force, the audit log, metrics
+ * and the logger, plus the small helpers that turn decisions into records.
+ * @module
+ */
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { X509BundleSetSource, X509Svid, X509SvidSource } from '@steeple/spiffe';
+import type { Logger } from '../common/logger.js';
+import type { AuditLog, AuditRecord } from './audit/audit-log.js';
+import type { Decision } from './policy/attributes.js';
+import type { PolicyEvaluator } from './policy/policy-evaluator.js';
+import type { ProxyMetrics } from './proxy-metrics.js';
+
+export type IdentitySource = X509SvidSource & X509BundleSetSource;
+
+export interface ListenerContext {
+  readonly identity: IdentitySource;
+  /** The policy in force now (read per connection or request, so reloads apply at once). */
+  readonly policy: () => PolicyEvaluator;
+  readonly audit: AuditLog | undefined;
+  /** `all` writes every record; `matched` only denials, AUDIT matches and dry-run denials. */
+  readonly auditRecords: 'all' | 'matched';
+  readonly metrics: ProxyMetrics;
+  readonly logger: Logger;
+}
+
+/** "unauthenticated" stands for callers without a verified SPIFFE ID. */
+export const UNAUTHENTICATED = 'unauthenticated';
+
+const ownIds = new WeakMap<X509Svid, string>();
+
+/** Our own SPIFFE ID as text, computed once per SVID. */
+export function ownId(identity: IdentitySource): string {
+  const svid = identity.getX509Svid();
+  let id = ownIds.get(svid);
+  if (id === undefined) {
+    id = svid.id.toString();
+    ownIds.set(svid, id);
+  }
+  return id;
+}
+
+export function peerAddress(socket: Socket): string {
+  const a = socket.remoteAddress ?? '';
+  return a.includes(':') ? `[${a}]:${socket.remotePort}` : `${a}:${socket.remotePort}`;
+}
+
+/** TLS version and cipher of a connection, for audit records. */
+export function tlsInfo(socket: TLSSocket): { tls_version: string | undefined; tls_cipher: string | undefined } {
+  return { tls_version: socket.getProtocol() ?? undefined, tls_cipher: socket.getCipher()?.name };
+}
+
+/** The decision fields of an audit record. */
+export function decisionFields(
+  d: Decision,
+): Pick<AuditRecord, 'decision' | 'reason' | 'policy' | 'rule' | 'audit_policy' | 'dry_run'> {
+  return {
+    decision: d.allowed ? 'allow' : 'deny',
+    reason: d.reason,
+    policy: d.policy,
+    rule: d.rule,
+    audit_policy: d.audit?.policy,
+    dry_run:
+      d.dryRun === undefined
+        ? undefined
+        : {
+            decision: d.dryRun.allowed ? 'allow' : 'deny',
+            ...(d.dryRun.policy === undefined ? {} : { policy: d.dryRun.policy, rule: d.dryRun.rule as number }),
+          },
+  };
+}
+
+/** Whether a record with this decision is written under the configured record selection. */
+export function shouldAudit(ctx: ListenerContext, d: Decision | undefined): boolean {
+  if (ctx.audit === undefined) return false;
+  if (ctx.auditRecords === 'all') return true;
+  return d !== undefined && (!d.allowed || d.audit !== undefined || d.dryRun?.allowed === false);
+}
+
+/** Counts a decision in the metrics: the deciding policy, and AUDIT and dry-run matches. */
+export function countDecision(ctx: ListenerContext, listener: string, d: Decision): void {
+  const action = d.policy === undefined ? '' : d.allowed ? 'ALLOW' : 'DENY';
+  ctx.metrics.countDecision(listener, d.policy ?? '', action, d.allowed);
+  if (d.audit !== undefined) ctx.metrics.countDecision(listener, d.audit.policy, 'AUDIT', d.allowed);
+  if (d.dryRun !== undefined) ctx.metrics.countDecision(listener, d.dryRun.policy ?? '', 'DRY_RUN', d.dryRun.allowed);
+}
+
+/** A short, stable metric label for a failed handshake or a refused peer. */
+export function handshakeFailureReason(err: Error & { code?: string }): string {
+  const code = err.code ?? '';
+  if (code.startsWith('ERR_X509SVID_') || code === 'ERR_AUTHORIZATION_DENIED' || code.startsWith('ERR_BUNDLE_')) {
+    return `spiffe_${code.slice(4).toLowerCase()}`;
+  }
+  if (code === 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE') return 'no_client_certificate';
+  if (code === 'ERR_SSL_CERTIFICATE_VERIFY_FAILED' || /certificate verify failed/i.test(err.message)) {
+    return 'untrusted_certificate';
+  }
+  if (
+    code === 'ERR_SSL_WRONG_VERSION_NUMBER' ||
+    code === 'ERR_SSL_HTTP_REQUEST' ||
+    code === 'ERR_SSL_PACKET_LENGTH_TOO_LONG'
+  ) {
+    return 'not_tls';
+  }
+  if (code === 'ERR_TLS_HANDSHAKE_TIMEOUT') return 'timeout';
+  if (code === 'ECONNRESET' || code === 'EPIPE') return 'connection_reset';
+  if (/UNSUPPORTED_PROTOCOL|NO_SHARED_CIPHER|VERSION_TOO_LOW|NO_PROTOCOLS_AVAILABLE/.test(code)) {
+    return 'protocol_mismatch';
+  }
+  if (/ALERT_UNKNOWN_CA|ALERT_BAD_CERTIFICATE|ALERT_CERTIFICATE/.test(code)) return 'peer_rejected_our_certificate';
+  return 'tls_error';
+}

@@ -1,0 +1,203 @@
+/**
+ * An outbound listener (Istio's ISTIO_MUTUAL role): the local app connects in plaintext,
+ * the proxy originates mTLS to the upstream with our SVID and accepts the upstream only
+ * if its SVID verifies against the bundle of its own trust domain and its ID is the
+ * expected one (or a member of the expected trust domain). TCP listeners splice each
+ * connection to its own mTLS connection; HTTP listeners send requests over a pool of
+ * keep-alive mTLS connections.
+ * @module
+ */
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { authorizeId, authorizeMemberOf, mtlsClientOptions, type SpiffeError } from '@steeple/spiffe';
+import type { AuditRecord } from '../audit/audit-log.js';
+import type { OutboundConfig } from '../config.js';
+import { Http1Relay } from '../http1/http1-relay.js';
+import { handshakeFailureReason, type ListenerContext, ownId, peerAddress } from '../listener-context.js';
+import { drain } from '../net/drain.js';
+import { splice } from '../net/splice.js';
+import { MtlsUpstreamPool } from '../upstream/mtls-upstream-pool.js';
+import { UpstreamConnectError } from '../upstream/upstream.js';
+
+export class OutboundListener {
+  readonly config: OutboundConfig;
+  readonly #ctx: ListenerContext;
+  readonly #server: NetServer;
+  readonly #pool: MtlsUpstreamPool;
+  readonly #sockets = new Set<Socket>();
+
+  constructor(config: OutboundConfig, ctx: ListenerContext) {
+    this.config = config;
+    this.#ctx = ctx;
+    const authorize =
+      config.upstream_id !== undefined
+        ? authorizeId(config.upstream_id)
+        : authorizeMemberOf(config.upstream_trust_domain as NonNullable<OutboundConfig['upstream_trust_domain']>);
+    const clientOptions = mtlsClientOptions({
+      svid: ctx.identity,
+      bundles: ctx.identity,
+      authorize,
+      onReject: (err: SpiffeError) => {
+        ctx.metrics.handshakeFailures.inc({
+          listener: config.name,
+          direction: 'outbound',
+          reason: handshakeFailureReason(err),
+        });
+      },
+    });
+    this.#pool = new MtlsUpstreamPool({
+      upstream: config.upstream,
+      clientOptions,
+      sni: config.sni,
+      alpn: config.protocol === 'http' ? ['http/1.1'] : undefined,
+      connectTimeoutMs: config.connect_timeout * 1000,
+      maxIdle: config.max_idle_connections,
+      idleTimeoutMs: config.pool_idle_timeout * 1000,
+    });
+    this.#server = createNetServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.#accepted(socket));
+    this.#server.on('error', (err) => ctx.logger.error({ listener: config.name, err }, 'outbound listener error'));
+  }
+
+  async start(): Promise<number> {
+    const { host, port } = this.config.listen;
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(port, host, () => {
+        this.#server.off('error', reject);
+        resolve();
+      });
+    });
+    this.#ctx.logger.info(
+      { listener: this.config.name, address: `${host}:${this.port}`, upstream: this.config.upstream.text },
+      'outbound listener ready',
+    );
+    return this.port;
+  }
+
+  get port(): number {
+    const a = this.#server.address();
+    return typeof a === 'object' && a !== null ? a.port : 0;
+  }
+
+  async close(graceMs = 0): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    await drain(this.#sockets, graceMs);
+    for (const s of this.#sockets) s.destroy();
+    this.#pool.close();
+    await closed;
+  }
+
+  #accepted(socket: Socket): void {
+    const name = this.config.name;
+    const m = this.#ctx.metrics;
+    this.#sockets.add(socket);
+    m.activeConnections.inc({ listener: name, direction: 'outbound' });
+    m.connections.inc({ listener: name, direction: 'outbound', transport: 'plaintext' });
+    socket.once('close', () => {
+      this.#sockets.delete(socket);
+      m.activeConnections.dec({ listener: name, direction: 'outbound' });
+    });
+    socket.on('error', () => {
+      /* handled at close */
+    });
+    if (this.config.idle_timeout > 0) socket.setTimeout(this.config.idle_timeout * 1000, () => socket.destroy());
+    if (this.config.protocol === 'tcp') this.#serveTcp(socket);
+    else this.#serveHttp(socket);
+  }
+
+  #record(
+    socket: Socket,
+    fields: Omit<AuditRecord, 'listener' | 'direction' | 'source_id' | 'peer_address'>,
+  ): AuditRecord {
+    return {
+      listener: this.config.name,
+      direction: 'outbound',
+      source_id: ownId(this.#ctx.identity),
+      peer_address: peerAddress(socket),
+      ...fields,
+    };
+  }
+
+  #upstreamFailed(err: Error): void {
+    const reason = err instanceof UpstreamConnectError ? err.reason : 'connect';
+    this.#ctx.metrics.upstreamErrors.inc({ listener: this.config.name, direction: 'outbound', reason });
+    this.#ctx.logger.warn(
+      { listener: this.config.name, upstream: this.config.upstream.text, reason: err.message },
+      'upstream unreachable',
+    );
+  }
+
+  #serveTcp(socket: Socket): void {
+    const started = performance.now();
+    const ctx = this.#ctx;
+    this.#pool.connect((err, conn) => {
+      if (err !== undefined || conn === undefined) {
+        this.#upstreamFailed(err ?? new Error('no connection'));
+        ctx.audit?.write(
+          this.#record(socket, {
+            type: 'connection',
+            decision: 'deny',
+            reason: `upstream refused: ${err?.message ?? ''}`,
+            bytes_received: 0,
+            bytes_sent: 0,
+            duration_ms: performance.now() - started,
+          }),
+        );
+        socket.destroy();
+        return;
+      }
+      if (socket.destroyed) {
+        conn.socket.destroy();
+        return;
+      }
+      const tlsFields = {
+        tls_version: conn.socket.getProtocol() ?? undefined,
+        tls_cipher: conn.socket.getCipher()?.name,
+      };
+      splice(socket, conn.socket, ({ aToB, bToA }) => {
+        ctx.metrics.addBytes(this.config.name, 'outbound', aToB, bToA);
+        ctx.audit?.write(
+          this.#record(socket, {
+            type: 'connection',
+            destination_id: conn.peerId,
+            decision: 'allow',
+            bytes_received: aToB,
+            bytes_sent: bToA,
+            duration_ms: Math.round((performance.now() - started) * 1000) / 1000,
+            ...tlsFields,
+          }),
+        );
+      });
+    });
+  }
+
+  #serveHttp(socket: Socket): void {
+    const ctx = this.#ctx;
+    new Http1Relay(socket, {
+      addHeaders: '',
+      pooledUpstream: true,
+      upstream: this.#pool.provider,
+      onExchange: (o) => {
+        ctx.metrics.observeDuration(this.config.name, 'outbound', o.durationMs / 1000);
+        ctx.metrics.addBytes(this.config.name, 'outbound', o.bytesReceived, o.bytesSent);
+        if (o.error !== undefined) this.#upstreamFailed(new Error(o.error));
+        if (ctx.auditRecords === 'all' || o.error !== undefined) {
+          ctx.audit?.write(
+            this.#record(socket, {
+              type: 'request',
+              destination_id: o.upstreamId,
+              decision: o.status === 503 && o.upstreamId === undefined ? 'deny' : 'allow',
+              ...(o.error === undefined ? {} : { reason: o.error }),
+              method: o.method,
+              path: o.path,
+              host: o.host,
+              status: o.status,
+              bytes_received: o.bytesReceived,
+              bytes_sent: o.bytesSent,
+              duration_ms: Math.round(o.durationMs * 1000) / 1000,
+            }),
+          );
+        }
+      },
+    });
+  }
+}

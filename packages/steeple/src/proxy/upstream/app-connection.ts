@@ -1,0 +1,85 @@
+/**
+ * The inbound side's upstream: one plaintext connection to the local app per caller
+ * connection, opened at the first request and kept while both sides keep it alive
+ * (so the app sees the same connection pattern the caller makes).
+ * @module
+ */
+import { connect, type Socket } from 'node:net';
+import type { HostPort } from '../net/host-port.js';
+import { UpstreamConnectError, type UpstreamLease, type UpstreamProvider } from './upstream.js';
+
+/** Opens a plaintext connection to `target`; calls back once it is connected or has failed. */
+export function connectPlain(
+  target: HostPort,
+  timeoutMs: number,
+  callback: (err: Error | undefined, socket?: Socket) => void,
+): Socket {
+  const socket = connect({ host: target.host, port: target.port, noDelay: true, allowHalfOpen: true });
+  let settled = false;
+  const timer = setTimeout(() => {
+    if (settled) return;
+    settled = true;
+    socket.destroy();
+    callback(new UpstreamConnectError(`connecting to ${target.text} timed out`, 'timeout'));
+  }, timeoutMs);
+  socket.once('connect', () => {
+    if (settled) return;
+    settled = true;
+    clearTimeout(timer);
+    callback(undefined, socket);
+  });
+  socket.once('error', (err) => {
+    if (settled) return;
+    settled = true;
+    clearTimeout(timer);
+    callback(new UpstreamConnectError(`connecting to ${target.text}: ${err.message}`, 'connect', { cause: err }));
+  });
+  return socket;
+}
+
+export class AppConnection implements UpstreamProvider {
+  #socket: Socket | undefined;
+  #used = false;
+  #closed = false;
+
+  constructor(
+    readonly target: HostPort,
+    readonly connectTimeoutMs: number,
+  ) {}
+
+  acquire(callback: (err: Error | undefined, lease?: UpstreamLease) => void): void {
+    const s = this.#socket;
+    if (s !== undefined && !s.destroyed && s.readyState === 'open') {
+      callback(undefined, { socket: s, reused: this.#used });
+      return;
+    }
+    this.#socket = undefined;
+    connectPlain(this.target, this.connectTimeoutMs, (err, socket) => {
+      if (err !== undefined || socket === undefined) return callback(err);
+      if (this.#closed) {
+        socket.destroy();
+        return callback(new UpstreamConnectError('caller went away', 'connect'));
+      }
+      socket.on('error', () => {
+        /* the relay or close() handles it */
+      });
+      this.#socket = socket;
+      this.#used = false;
+      callback(undefined, { socket, reused: false });
+    });
+  }
+
+  release(lease: UpstreamLease, reusable: boolean): void {
+    this.#used = true;
+    if (!reusable) {
+      lease.socket.destroy();
+      if (this.#socket === lease.socket) this.#socket = undefined;
+    }
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#socket?.destroy();
+    this.#socket = undefined;
+  }
+}

@@ -1,0 +1,369 @@
+/**
+ * The server in one process: startServer on a temp dir (SQLite, port 0), driven through the
+ * admin client and a minimal Agent API client. The end-to-end test with real processes is
+ * test/server-e2e.test.ts; this one covers the Agent API's rules in detail, fast.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import http2 from 'node:http2';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import { create } from '@bufbuild/protobuf';
+import { Code, ConnectError } from '@connectrpc/connect';
+import { JwtSvid, SpiffeBundle, verifyX509Svid } from '@steeple/spiffe';
+import { createTestCa } from '@steeple/spiffe/testing';
+import {
+  type AgentApiConnection,
+  attestAgent,
+  connectAgentApi,
+  csrFor,
+  type HeldSvid,
+  newKey,
+} from '../../test/support/agent-api-client.js';
+import { type AdminClient, createAdminClient } from '../common/admin-client.js';
+import { createLogger } from '../common/logger.js';
+import { AttestAgentRequestSchema, ChangeKind } from '../gen/steeple/agent/v1/agent_pb.js';
+import { parseServerConfig } from './config.js';
+import { type RunningServer, startServer } from './server.js';
+
+const TD = 'example.org';
+const enc = new TextEncoder();
+
+class LogLines extends Writable {
+  readonly lines: Record<string, unknown>[] = [];
+  override _write(chunk: Buffer, _enc: string, done: () => void): void {
+    for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) this.lines.push(JSON.parse(line));
+    done();
+  }
+}
+
+async function expectCode(promise: Promise<unknown>, code: Code, pattern?: RegExp): Promise<ConnectError> {
+  try {
+    await promise;
+  } catch (err) {
+    const e = ConnectError.from(err);
+    assert.equal(Code[e.code], Code[code], `expected ${Code[code]}, got ${Code[e.code]}: ${e.rawMessage}`);
+    if (pattern) assert.match(e.rawMessage, pattern);
+    return e;
+  }
+  assert.fail(`expected ${Code[code]}`);
+}
+
+describe('server (in process)', () => {
+  let dir: string;
+  let server: RunningServer;
+  let admin: AdminClient;
+  let bundle: SpiffeBundle;
+  const logs = new LogLines();
+  const connections: AgentApiConnection[] = [];
+
+  const configText = () => `
+trust_domain: ${TD}
+data_dir: ${dir}/data
+bind_address: 127.0.0.1
+bind_port: 0
+socket_path: ${dir}/admin/api.sock
+`;
+
+  const start = async () => {
+    server = await startServer(parseServerConfig(configText()), {
+      logger: createLogger({ name: 'test', level: 'debug', destination: logs }),
+      pollIntervalMs: 200,
+    });
+    admin = createAdminClient(server.adminSocketPath);
+    bundle = SpiffeBundle.parse(TD, server.bundle().marshal());
+  };
+  const connect = (svid?: HeldSvid) => {
+    const c = connectAgentApi({ host: '127.0.0.1', port: server.agentApiPort, bundle, ...(svid ? { svid } : {}) });
+    connections.push(c);
+    return c.client;
+  };
+  const token = async (ttlSeconds = 600) => (await admin.agents.createJoinToken({ ttlSeconds })).token;
+  const attestWithToken = async (t: string) => {
+    const key = newKey();
+    const result = await attestAgent(connect(), { type: 'join_token', payload: enc.encode(t) }, key);
+    assert.ok(result.svid);
+    return { result, svid: { certChain: result.svid.certChain, privateKey: key } as HeldSvid };
+  };
+  const createEntry = async (spiffeId: string, parentId: string, extra: Record<string, unknown> = {}) => {
+    const res = await admin.entries.createEntries({
+      entries: [{ spiffeId, parentId, selectors: [{ type: 'unix', value: 'uid:1000' }], ...extra }],
+    });
+    const r = res.results[0];
+    assert.equal(r?.status?.code ?? 0, 0, r?.status?.message);
+    return r!.entry!;
+  };
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'steeple-server-test-'));
+    await start();
+  });
+
+  after(async () => {
+    for (const c of connections) c.close();
+    admin?.close();
+    await server?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('attests with a join token; the agent SVID verifies against the bundle (X-1, X-13)', async () => {
+    const t = await token();
+    const { result } = await attestWithToken(t);
+    assert.equal(result.spiffeId, `spiffe://${TD}/spire/agent/join_token/${t}`);
+    const { id } = verifyX509Svid(result.svid!.certChain, bundle);
+    assert.equal(id.toString(), result.spiffeId);
+    assert.equal(result.canReattest, false);
+    assert.equal(result.bundle?.trustDomain, TD);
+    assert.ok(SpiffeBundle.parse(TD, result.bundle!.spiffeBundleJson).equals(bundle));
+    // The token is single use.
+    await expectCode(attestWithToken(t), Code.PermissionDenied, /not found or already used/);
+  });
+
+  it('refuses a malformed CSR or an unknown attestor without using up the token', async () => {
+    const t = await token();
+    const client = connect();
+    async function* garbageCsr() {
+      yield create(AttestAgentRequestSchema, {
+        step: {
+          case: 'params',
+          value: { data: { type: 'join_token', payload: enc.encode(t) }, csr: new Uint8Array([0x30, 0x03, 1, 2, 3]) },
+        },
+      });
+    }
+    await expectCode(
+      (async () => {
+        for await (const _ of client.attestAgent(garbageCsr())) void _;
+      })(),
+      Code.InvalidArgument,
+      /invalid CSR/,
+    );
+    await expectCode(
+      attestAgent(client, { type: 'tpm', payload: enc.encode(t) }, newKey()),
+      Code.InvalidArgument,
+      /not enabled/,
+    );
+    await attestWithToken(t);
+  });
+
+  it('refuses calls without a client certificate (Unauthenticated)', async () => {
+    await expectCode(connect().syncAuthorizedEntries({}), Code.Unauthenticated, /attest first/);
+  });
+
+  it('renews the agent SVID; the old one stops working', async () => {
+    const { svid } = await attestWithToken(await token());
+    const client = connect(svid);
+    const key = newKey();
+    const renewed = await client.renewAgent({ csr: csrFor(key) });
+    assert.ok(renewed.svid);
+    verifyX509Svid(renewed.svid.certChain, bundle);
+    await expectCode(connect(svid).syncAuthorizedEntries({}), Code.PermissionDenied, /not the current SVID/);
+    const fresh = connect({ certChain: renewed.svid.certChain, privateKey: key });
+    await fresh.syncAuthorizedEntries({});
+  });
+
+  it('syncs authorized entries in full, then as deltas by revision', async () => {
+    const { result, svid } = await attestWithToken(await token());
+    const agentId = result.spiffeId;
+    const client = connect(svid);
+    const web = await createEntry(`spiffe://${TD}/web`, agentId);
+    const nested = await createEntry(`spiffe://${TD}/web/child`, `spiffe://${TD}/web`, {
+      selectors: [{ type: 'unix', value: 'uid:1001' }],
+    });
+    const other = await createEntry(`spiffe://${TD}/elsewhere`, `spiffe://${TD}/spire/agent/join_token/nobody`);
+    const full = await client.syncAuthorizedEntries({ knownRevision: 0n });
+    assert.equal(full.full, true);
+    assert.deepEqual(full.entries.map((e) => e.id).sort(), [web.id, nested.id].sort());
+    assert.ok(!full.entries.some((e) => e.id === other.id));
+
+    const unchanged = await client.syncAuthorizedEntries({ knownRevision: full.revision });
+    assert.equal(unchanged.full, false);
+    assert.deepEqual(unchanged.entries, []);
+    assert.deepEqual(unchanged.deletedEntryIds, []);
+
+    const added = await createEntry(`spiffe://${TD}/db`, agentId, { dnsNames: ['db.example.org'] });
+    await admin.entries.deleteEntries({ ids: [nested.id] });
+    const delta = await client.syncAuthorizedEntries({ knownRevision: full.revision });
+    assert.equal(delta.full, false);
+    assert.deepEqual(
+      delta.entries.map((e) => e.id),
+      [added.id],
+    );
+    assert.deepEqual(delta.deletedEntryIds, [nested.id]);
+    assert.ok(delta.revision > full.revision);
+    assert.equal(delta.bundlesRevision, full.bundlesRevision);
+  });
+
+  it('gives a join token agent its -spiffeID alias, and entries under the alias', async () => {
+    const alias = `spiffe://${TD}/nodes/rack-1`;
+    const { token: t } = await admin.agents.createJoinToken({ ttlSeconds: 600, agentAliasSpiffeId: alias });
+    const { result, svid } = await attestWithToken(t);
+    const client = connect(svid);
+    const workload = await createEntry(`spiffe://${TD}/rack-1/app`, alias);
+    const full = await client.syncAuthorizedEntries({});
+    const ids = new Map(full.entries.map((e) => [e.spiffeId, e]));
+    assert.equal(ids.get(alias)?.parentId, result.spiffeId, 'the alias entry is parented by the agent');
+    assert.ok(ids.has(workload.spiffeId), 'entries under the alias reach the agent');
+  });
+
+  it('answers with a full sync when a change moved other entries in or out (a parent appeared)', async () => {
+    const { result, svid } = await attestWithToken(await token());
+    const client = connect(svid);
+    const orphan = await createEntry(`spiffe://${TD}/team/app`, `spiffe://${TD}/team`);
+    const start = await client.syncAuthorizedEntries({});
+    assert.ok(!start.entries.some((e) => e.id === orphan.id));
+    // Creating the parent makes the (unchanged) orphan authorized too: a delta of the parent alone would miss it.
+    await createEntry(`spiffe://${TD}/team`, result.spiffeId);
+    const next = await client.syncAuthorizedEntries({ knownRevision: start.revision });
+    assert.equal(next.full, true);
+    assert.ok(next.entries.some((e) => e.id === orphan.id));
+  });
+
+  it('signs a batch only for authorized entries; refusals are per item and audited', async () => {
+    const { result, svid } = await attestWithToken(await token());
+    const client = connect(svid);
+    const mine = await createEntry(`spiffe://${TD}/batch/mine`, result.spiffeId, {
+      dnsNames: ['mine.example.org'],
+      x509SvidTtl: 600,
+    });
+    const theirs = await createEntry(`spiffe://${TD}/batch/theirs`, `spiffe://${TD}/spire/agent/join_token/x`);
+    const res = await client.batchNewX509Svid({
+      params: [
+        { entryId: mine.id, csr: csrFor(newKey()) },
+        { entryId: theirs.id, csr: csrFor(newKey()) },
+        { entryId: 'no-such-entry', csr: csrFor(newKey()) },
+        { entryId: mine.id, csr: new Uint8Array([1, 2, 3]) },
+      ],
+    });
+    assert.deepEqual(
+      res.results.map((r) => r.status?.code ?? 0),
+      [0, Code.PermissionDenied, Code.NotFound, Code.InvalidArgument],
+    );
+    const leaf = res.results[0]!.svid!;
+    const verified = verifyX509Svid(leaf.certChain, bundle);
+    assert.equal(verified.id.toString(), mine.spiffeId);
+    assert.ok(verified.verifiedChain[0]!.subjectAltName?.includes('DNS:mine.example.org'));
+    const ttl = Number(leaf.expiresAt) - Math.floor(Date.now() / 1000);
+    assert.ok(ttl <= 600 && ttl > 500, `TTL from the entry, got ${ttl}`);
+    const audit = logs.lines.find((l) => l.audit === true && l.entryId === theirs.id);
+    assert.ok(audit, 'an audit line names the refused entry');
+    assert.equal(audit.agentId, result.spiffeId);
+    assert.equal(audit.level, 'warn');
+  });
+
+  it('mints JWT-SVIDs that validate against the bundle, only for authorized entries', async () => {
+    const { result, svid } = await attestWithToken(await token());
+    const client = connect(svid);
+    const mine = await createEntry(`spiffe://${TD}/jwt/mine`, result.spiffeId);
+    const theirs = await createEntry(`spiffe://${TD}/jwt/theirs`, `spiffe://${TD}/spire/agent/join_token/y`);
+    const res = await client.newJwtSvid({ entryId: mine.id, audience: ['api'] });
+    const jwt = JwtSvid.parseAndValidateSync(res.svid!.token, bundle, ['api']);
+    assert.equal(jwt.id.toString(), mine.spiffeId);
+    await expectCode(client.newJwtSvid({ entryId: theirs.id, audience: ['api'] }), Code.PermissionDenied);
+    await expectCode(client.newJwtSvid({ entryId: mine.id, audience: [] }), Code.InvalidArgument);
+  });
+
+  it('WatchChanges tells the agent about a new entry, and ends when the client cancels (P4)', async () => {
+    const { result, svid } = await attestWithToken(await token());
+    const client = connect(svid);
+    const { revision } = await client.syncAuthorizedEntries({});
+    const abort = new AbortController();
+    const stream = client.watchChanges({ knownRevision: revision }, { signal: abort.signal });
+    const first = (async () => {
+      for await (const change of stream) return change;
+      return undefined;
+    })();
+    await new Promise((r) => setTimeout(r, 50));
+    await createEntry(`spiffe://${TD}/watched`, result.spiffeId);
+    const change = await first;
+    assert.equal(change?.kind, ChangeKind.ENTRIES);
+    assert.ok((change?.revision ?? 0n) > revision);
+    abort.abort();
+  });
+
+  it('GetBundles returns the own bundle and the federated bundles the entries need', async () => {
+    const { result, svid } = await attestWithToken(await token());
+    const client = connect(svid);
+    const other = SpiffeBundle.fromBundles({
+      x509: createTestCa({ trustDomain: 'partner.org' }).x509Bundle(),
+      sequenceNumber: 1n,
+    });
+    await admin.bundles.setFederatedBundle({
+      trustDomain: 'partner.org',
+      content: { case: 'spiffeBundleJson', value: other.marshal() },
+    });
+    const before = await client.getBundles({});
+    assert.equal(before.bundle?.trustDomain, TD);
+    assert.deepEqual(before.federatedBundles, []);
+    await createEntry(`spiffe://${TD}/federated`, result.spiffeId, { federatesWith: ['partner.org'] });
+    const afterEntry = await client.getBundles({});
+    assert.deepEqual(
+      afterEntry.federatedBundles.map((b) => b.trustDomain),
+      ['partner.org'],
+    );
+    assert.notEqual(afterEntry.revision, before.revision);
+  });
+
+  it('a banned agent is refused; after eviction a new token attests again', async () => {
+    const { result, svid } = await attestWithToken(await token());
+    await admin.agents.banAgent({ spiffeId: result.spiffeId });
+    await expectCode(connect(svid).renewAgent({ csr: csrFor(newKey()) }), Code.PermissionDenied, /banned/);
+    await admin.agents.deleteAgent({ spiffeId: result.spiffeId });
+    await expectCode(connect(svid).syncAuthorizedEntries({}), Code.PermissionDenied, /not attested/);
+    await attestWithToken(await token());
+  });
+
+  it('survives a malformed :authority (P1)', async () => {
+    const session = http2.connect(`https://127.0.0.1:${server.agentApiPort}`, {
+      rejectUnauthorized: false,
+    });
+    session.on('error', () => undefined);
+    const status = await new Promise<string | undefined>((resolve) => {
+      const req = session.request({
+        ':method': 'POST',
+        ':path': '/steeple.agent.v1.AgentApiService/GetBundles',
+        ':authority': 'a:b:c',
+        'content-type': 'application/grpc',
+        te: 'trailers',
+      });
+      let grpcStatus: string | undefined;
+      req.on('response', (h) => {
+        grpcStatus ??= h['grpc-status'] as string | undefined;
+      });
+      req.on('trailers', (h) => {
+        grpcStatus ??= h['grpc-status'] as string | undefined;
+      });
+      req.on('close', () => resolve(grpcStatus));
+      req.on('error', () => resolve(grpcStatus));
+      req.end(Buffer.from([0, 0, 0, 0, 0]));
+    });
+    session.close();
+    assert.ok(status !== undefined && status !== '0', `an error status, got ${status}`);
+    await connect()
+      .getBundles({})
+      .catch(() => undefined);
+    assert.equal((await server.readiness()).ready, true, 'the server is still up');
+  });
+
+  it('never logs tokens or CSRs', () => {
+    const text = JSON.stringify(logs.lines);
+    assert.ok(!/"csr":"(?!\[redacted\])/.test(text));
+    assert.ok(!/"token":"(?!\[redacted\])/.test(text));
+  });
+
+  it('keeps the CA, entries and agents across a restart', async () => {
+    const { result, svid } = await attestWithToken(await token());
+    const entry = await createEntry(`spiffe://${TD}/persisted`, result.spiffeId);
+    const bundleBefore = server.bundle().marshal();
+    for (const c of connections.splice(0)) c.close();
+    admin.close();
+    await server.close();
+    await start();
+    assert.equal(server.bundle().marshal(), bundleBefore);
+    const client = connect(svid);
+    const sync = await client.syncAuthorizedEntries({});
+    assert.ok(sync.entries.some((e) => e.id === entry.id));
+    await client.renewAgent({ csr: csrFor(newKey()) });
+  });
+});

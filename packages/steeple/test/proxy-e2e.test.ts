@@ -1,0 +1,524 @@
+/**
+ * The mTLS proxy end to end, with real sockets: apps behind proxies, SVIDs from a test CA
+ * written to files, policy and identity files rewritten while connections are open, and
+ * one proxy run as its own process through the CLI.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { join, resolve } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type tls from 'node:tls';
+import { authorizeId, BundleSet } from '@steeple/spiffe';
+import { createTestCa } from '@steeple/spiffe/testing';
+import { createSilentLogger } from '../src/common/logger.js';
+import { loadProxyConfig } from '../src/proxy/config.js';
+import { type RunningProxy, startProxy } from '../src/proxy/proxy.js';
+import {
+  type App,
+  connectMtls,
+  connectPlain,
+  eventually,
+  type IdentityFiles,
+  readAudit,
+  rewriteIdentity,
+  startEchoApp,
+  startHttpApp,
+  tempDir,
+  writeIdentity,
+} from './support/proxy-fixtures.js';
+
+const ca = createTestCa({ trustDomain: 'example.org' });
+const otherCa = createTestCa({ trustDomain: 'other.org' });
+const bundles = BundleSet.of(ca.x509Bundle());
+const ID_A = 'spiffe://example.org/ns/shop/sa/frontend';
+const ID_B = 'spiffe://example.org/ns/shop/sa/backend';
+const ID_C = 'spiffe://example.org/ns/shop/sa/intruder';
+
+async function proxyFrom(dir: string, name: string, yaml: string): Promise<RunningProxy> {
+  const file = join(dir, `${name}.yaml`);
+  writeFileSync(file, yaml);
+  return startProxy({ config: loadProxyConfig(file), logger: createSilentLogger() });
+}
+
+function identityYaml(files: IdentityFiles): string {
+  return `identity:\n  files: { cert: ${files.cert}, key: ${files.key}, bundle: ${files.bundle}, poll_interval: 1s }\n`;
+}
+
+describe('proxy: two apps behind two proxies', () => {
+  const dir = tempDir();
+  const audit = join(dir, 'audit-b.log');
+  const policyFile = join(dir, 'policy.yaml');
+  let httpApp: App;
+  let echoApp: App;
+  let proxyB: RunningProxy;
+  let proxyA: RunningProxy;
+  const svidA = ca.issueX509Svid(ID_A);
+  const svidB = ca.issueX509Svid(ID_B);
+  const svidC = ca.issueX509Svid(ID_C);
+
+  before(async () => {
+    httpApp = await startHttpApp();
+    echoApp = await startEchoApp();
+    writeFileSync(
+      policyFile,
+      `policies:
+  - name: frontend-only
+    action: ALLOW
+    rules:
+      - from: [{ source: { principals: ["${ID_A}"] } }]
+  - name: no-admin
+    action: DENY
+    listeners: [web]
+    rules:
+      - to: [{ operation: { paths: ["/admin*"] } }]
+`,
+    );
+    proxyB = await proxyFrom(
+      dir,
+      'b',
+      `${identityYaml(writeIdentity(dir, 'b', svidB, bundles))}
+inbound:
+  - { name: web, listen: "127.0.0.1:0", target: "127.0.0.1:${httpApp.port}", protocol: http, mode: STRICT }
+  - { name: echo, listen: "127.0.0.1:0", target: "127.0.0.1:${echoApp.port}", protocol: tcp, mode: STRICT }
+policy: { file: ${policyFile}, poll_interval: 1s }
+audit: { output: file, path: ${audit}, flush_interval_ms: 5 }
+`,
+    );
+    proxyA = await proxyFrom(
+      dir,
+      'a',
+      `${identityYaml(writeIdentity(dir, 'a', svidA, bundles))}
+outbound:
+  - { name: to-web, listen: "127.0.0.1:0", upstream: "127.0.0.1:${proxyB.ports.get('web')}", protocol: http, upstream_id: "${ID_B}" }
+  - { name: to-echo, listen: "127.0.0.1:0", upstream: "127.0.0.1:${proxyB.ports.get('echo')}", protocol: tcp, upstream_trust_domain: example.org }
+  - { name: to-web-wrong-id, listen: "127.0.0.1:0", upstream: "127.0.0.1:${proxyB.ports.get('web')}", protocol: http, upstream_id: "${ID_C}" }
+audit: { output: none }
+`,
+    );
+  });
+
+  after(async () => {
+    await proxyA?.close();
+    await proxyB?.close();
+    await httpApp?.close();
+    await echoApp?.close();
+  });
+
+  it('HTTP: app A → outbound proxy A → inbound proxy B → app B, with the verified caller in x-forwarded-client-cert', async () => {
+    const conn = await connectPlain(proxyA.ports.get('to-web') as number);
+    // A forged identity header from the caller must never reach the app.
+    const res = await conn.request('/orders/./7?x=1', {
+      headers: { 'x-forwarded-client-cert': 'URI=spiffe://evil/x' },
+    });
+    assert.equal(res?.status, 200);
+    const seen = JSON.parse(res?.body ?? '{}');
+    assert.equal(seen.xfcc, `By=${ID_B};URI=${ID_A}`);
+    assert.equal(seen.url, '/orders/7?x=1', 'the app gets the normalised path that policy saw');
+    // Keep-alive through both proxies: a second request on the same connection, with a body.
+    const second = await conn.request('/orders', { method: 'POST', body: 'hello' });
+    assert.equal(second?.status, 200);
+    assert.equal(JSON.parse(second?.body ?? '{}').body, 'hello');
+    conn.close();
+  });
+
+  it('TCP: bytes pass both ways through both proxies', async () => {
+    const conn = await connectPlain(proxyA.ports.get('to-echo') as number);
+    conn.socket.write('ping\n');
+    const echoed = await conn.read((b) => (b.includes('\n') ? b.indexOf('\n') + 1 : undefined));
+    assert.equal(echoed?.toString(), 'ping\n');
+    conn.close();
+  });
+
+  it('outbound refuses an upstream whose SPIFFE ID is not the expected one (502/503 to the app)', async () => {
+    const conn = await connectPlain(proxyA.ports.get('to-web-wrong-id') as number);
+    const res = await conn.request('/');
+    assert.ok(res !== undefined && res.status >= 502 && res.status <= 503, `got ${res?.status}`);
+    conn.close();
+  });
+
+  it('an unauthorized SPIFFE ID gets HTTP 403 and the decision is audited', async () => {
+    const conn = await connectMtls(proxyB.ports.get('web') as number, svidC, bundles, authorizeId(ID_B));
+    const res = await conn.request('/orders');
+    assert.equal(res?.status, 403);
+    assert.match(res?.body ?? '', /access denied/);
+    const record = await eventually(() =>
+      readAudit(audit).find((r) => r['source_id'] === ID_C && r['type'] === 'request'),
+    );
+    assert.equal(record['decision'], 'deny');
+    assert.equal(record['listener'], 'web');
+    assert.equal(record['destination_id'], ID_B);
+    assert.equal(record['status'], 403);
+    assert.equal(record['path'], '/orders');
+    assert.equal(record['method'], 'GET');
+    assert.match(String(record['peer_address']), /^127\.0\.0\.1:\d+$/);
+    assert.equal(typeof record['time'], 'string');
+    assert.equal(typeof record['tls_version'], 'string');
+    assert.equal(typeof record['tls_cipher'], 'string');
+    conn.close();
+  });
+
+  it('a DENY policy wins over ALLOW: the allowed caller gets 403 on /admin', async () => {
+    const conn = await connectMtls(proxyB.ports.get('web') as number, svidA, bundles);
+    assert.equal((await conn.request('/admin/users'))?.status, 403);
+    assert.equal((await conn.request('/orders'))?.status, 200);
+    // Path tricks normalise to /admin and are denied too.
+    assert.equal((await conn.request('//%61dmin/x'))?.status, 403);
+    conn.close();
+    const record = await eventually(() => readAudit(audit).find((r) => r['path'] === '/admin/users'));
+    assert.equal(record['policy'], 'no-admin');
+    assert.equal(record['rule'], 0);
+  });
+
+  it('an unauthorized SPIFFE ID on a TCP listener is closed without a byte, and audited', async () => {
+    const conn = await connectMtls(proxyB.ports.get('echo') as number, svidC, bundles);
+    conn.socket.write('ping\n');
+    const got = await conn.read((b) => (b.length > 0 ? b.length : undefined));
+    assert.equal(got, undefined, 'the connection is closed');
+    const record = await eventually(() =>
+      readAudit(audit).find((r) => r['source_id'] === ID_C && r['listener'] === 'echo'),
+    );
+    assert.equal(record['decision'], 'deny');
+    assert.equal(record['reason'], 'denied: no ALLOW policy matched');
+  });
+
+  it('a policy file change takes effect without dropping an open connection', async () => {
+    const conn = await connectMtls(proxyB.ports.get('web') as number, svidA, bundles);
+    assert.equal((await conn.request('/catalog'))?.status, 200);
+    writeFileSync(
+      policyFile,
+      `policies:
+  - name: frontend-only
+    action: ALLOW
+    rules:
+      - from: [{ source: { principals: ["${ID_A}"] } }]
+        to: [{ operation: { notPaths: ["/catalog"] } }]
+`,
+    );
+    // Same connection: the next requests see the new policy once it is loaded.
+    const status = await eventually(async () => {
+      const s = (await conn.request('/catalog'))?.status;
+      return s === 403 ? s : undefined;
+    });
+    assert.equal(status, 403);
+    assert.equal((await conn.request('/orders'))?.status, 200, 'the connection is still open and usable');
+    // A broken file keeps the last good policy.
+    writeFileSync(policyFile, 'policies:\n  - name: x\n    action: PERMIT\n');
+    assert.equal(proxyB.reloadPolicy(), false);
+    assert.equal((await conn.request('/orders'))?.status, 200);
+    assert.equal((await conn.request('/catalog'))?.status, 403);
+    conn.close();
+  });
+
+  it('exposes Prometheus metrics for decisions, connections and handshakes', async () => {
+    const text = await proxyB.metrics.render();
+    assert.match(
+      text,
+      /steeple_proxy_authorization_decisions_total\{[^}]*policy="no-admin",action="DENY",decision="deny"\} \d+/,
+    );
+    assert.match(text, /steeple_proxy_connections_total\{listener="web",direction="inbound",transport="mtls"\} \d+/);
+    assert.match(text, /steeple_proxy_request_duration_seconds_bucket/);
+    assert.match(text, /steeple_proxy_bytes_total/);
+  });
+});
+
+describe('proxy: PeerAuthentication modes', () => {
+  const dir = tempDir();
+  const audit = join(dir, 'audit.log');
+  let httpApp: App;
+  let proxy: RunningProxy;
+  const svidB = ca.issueX509Svid(ID_B);
+  const svidA = ca.issueX509Svid(ID_A);
+
+  before(async () => {
+    httpApp = await startHttpApp();
+    proxy = await proxyFrom(
+      dir,
+      'modes',
+      `${identityYaml(writeIdentity(dir, 'b', svidB, bundles))}
+inbound:
+  - { name: strict, listen: "127.0.0.1:0", target: "127.0.0.1:${httpApp.port}", protocol: http, mode: STRICT }
+  - { name: permissive, listen: "127.0.0.1:0", target: "127.0.0.1:${httpApp.port}", protocol: http, mode: PERMISSIVE }
+  - { name: disabled, listen: "127.0.0.1:0", target: "127.0.0.1:${httpApp.port}", protocol: http, mode: DISABLE }
+audit: { output: file, path: ${audit}, flush_interval_ms: 5 }
+`,
+    );
+  });
+
+  after(async () => {
+    await proxy?.close();
+    await httpApp?.close();
+  });
+
+  it('PERMISSIVE accepts plaintext on the mTLS port and marks it unauthenticated', async () => {
+    const plain = await connectPlain(proxy.ports.get('permissive') as number);
+    const res = await plain.request('/p', {
+      headers: { 'x-forwarded-client-cert': 'By=x;URI=spiffe://example.org/forged' },
+    });
+    assert.equal(res?.status, 200);
+    assert.equal(
+      JSON.parse(res?.body ?? '{}').xfcc,
+      null,
+      'no identity header for a plaintext caller, forged one removed',
+    );
+    plain.close();
+    const record = await eventually(() =>
+      readAudit(audit).find((r) => r['listener'] === 'permissive' && r['path'] === '/p'),
+    );
+    assert.equal(record['source_id'], 'unauthenticated');
+    assert.equal(record['tls_version'], undefined);
+  });
+
+  it('PERMISSIVE also accepts mTLS on the same port and forwards the caller ID', async () => {
+    const conn = await connectMtls(proxy.ports.get('permissive') as number, svidA, bundles);
+    const res = await conn.request('/m');
+    assert.equal(JSON.parse(res?.body ?? '{}').xfcc, `By=${ID_B};URI=${ID_A}`);
+    conn.close();
+  });
+
+  it('STRICT refuses plaintext: no HTTP answer, the connection is closed', async () => {
+    const plain = await connectPlain(proxy.ports.get('strict') as number);
+    plain.socket.write('GET / HTTP/1.1\r\nhost: x\r\n\r\n');
+    const res = await plain.readResponse();
+    assert.equal(res, undefined);
+    const text = await eventually(async () => {
+      const t = await proxy.metrics.render();
+      return /proxy_handshake_failures_total\{listener="strict",direction="inbound",reason="not_tls"\} [1-9]/.test(t)
+        ? t
+        : undefined;
+    });
+    assert.ok(text);
+  });
+
+  it('STRICT refuses a client without a certificate', async () => {
+    const { connect } = await import('node:tls');
+    const socket = connect({ host: '127.0.0.1', port: proxy.ports.get('strict') as number, rejectUnauthorized: false });
+    const outcome = await new Promise<string>((resolve) => {
+      socket.on('error', (e) => resolve(`error ${(e as Error & { code?: string }).code}`));
+      socket.on('close', () => resolve('closed'));
+      socket.on('secureConnect', () => socket.write('GET / HTTP/1.1\r\nhost: x\r\n\r\n'));
+      socket.on('data', () => resolve('answered'));
+    });
+    assert.notEqual(outcome, 'answered');
+  });
+
+  it('DISABLE passes plaintext through unauthenticated', async () => {
+    const plain = await connectPlain(proxy.ports.get('disabled') as number);
+    assert.equal((await plain.request('/d'))?.status, 200);
+    plain.close();
+  });
+});
+
+describe('proxy: trust domains and rotation', () => {
+  const dir = tempDir();
+  let echoApp: App;
+  let proxy: RunningProxy;
+  let federated: RunningProxy;
+  let files: IdentityFiles;
+  const svidB = ca.issueX509Svid(ID_B);
+
+  before(async () => {
+    echoApp = await startEchoApp();
+    files = writeIdentity(dir, 'b', svidB, bundles);
+    proxy = await proxyFrom(
+      dir,
+      'rot',
+      `${identityYaml(files)}
+inbound:
+  - { name: echo, listen: "127.0.0.1:0", target: "127.0.0.1:${echoApp.port}", protocol: tcp, mode: STRICT }
+audit: { output: none }
+`,
+    );
+    // A proxy that trusts both trust domains (federation): the bundle file is a bundle map.
+    const fedDir = tempDir();
+    const fedFiles = writeIdentity(fedDir, 'b', svidB, bundles);
+    writeFileSync(fedFiles.bundle, BundleSet.of(ca.x509Bundle(), otherCa.x509Bundle()).marshal());
+    federated = await proxyFrom(
+      fedDir,
+      'fed',
+      `${identityYaml(fedFiles)}
+inbound:
+  - { name: echo, listen: "127.0.0.1:0", target: "127.0.0.1:${echoApp.port}", protocol: tcp, mode: STRICT }
+audit: { output: none }
+`,
+    );
+  });
+
+  after(async () => {
+    await proxy?.close();
+    await federated?.close();
+    await echoApp?.close();
+  });
+
+  async function echoes(port: number, svid = ca.issueX509Svid(ID_A), trust = bundles): Promise<boolean> {
+    let conn: Awaited<ReturnType<typeof connectMtls>>;
+    try {
+      conn = await connectMtls(port, svid, trust);
+    } catch {
+      return false;
+    }
+    conn.socket.write('x\n');
+    const got = await conn.read((b) => (b.includes('\n') ? b.indexOf('\n') + 1 : undefined)).catch(() => undefined);
+    conn.close();
+    return got?.toString() === 'x\n';
+  }
+
+  it('refuses a client whose certificate chains to another trust domain’s CA (X-13)', async () => {
+    const port = proxy.ports.get('echo') as number;
+    assert.equal(await echoes(port), true, 'a client of our trust domain is served');
+    // other.org is not trusted at all: OpenSSL refuses the chain.
+    const foreign = otherCa.issueX509Svid('spiffe://other.org/ns/x/sa/y');
+    assert.equal(await echoes(port, foreign, BundleSet.of(ca.x509Bundle(), otherCa.x509Bundle())), false);
+  });
+
+  it('refuses an example.org ID signed by the trusted other.org CA (a CA never vouches for another trust domain)', async () => {
+    const port = federated.ports.get('echo') as number;
+    assert.equal(await echoes(port, otherCa.issueX509Svid('spiffe://other.org/ns/x/sa/y')), true, 'federated IDs work');
+    const forged = otherCa.issueX509SvidRaw(ID_A);
+    const { X509Svid } = await import('@steeple/spiffe');
+    const svid = X509Svid.fromCertificates(forged.certificates, forged.privateKey);
+    assert.equal(await echoes(port, svid), false);
+  });
+
+  it('an SVID rotation keeps an open connection and new connections get the new certificate', async () => {
+    const port = proxy.ports.get('echo') as number;
+    const longLived = await connectMtls(port, ca.issueX509Svid(ID_A), bundles);
+    const serialBefore = (longLived.socket as tls.TLSSocket).getPeerCertificate().serialNumber;
+    longLived.socket.write('1\n');
+    assert.equal((await longLived.read((b) => (b.includes('\n') ? 2 : undefined)))?.toString(), '1\n');
+
+    // A half-written file (garbage) keeps the last good identity…
+    writeFileSync(files.cert, '-----BEGIN CERTIFICATE-----\nnot base64\n');
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(await echoes(port), true);
+
+    // …and the new SVID applies to new connections as soon as it is on disk.
+    const next = ca.issueX509Svid(ID_B);
+    rewriteIdentity(files, next, bundles);
+    const serialAfter = await eventually(async () => {
+      const c = await connectMtls(port, ca.issueX509Svid(ID_A), bundles);
+      const serial = (c.socket as tls.TLSSocket).getPeerCertificate().serialNumber;
+      c.close();
+      return serial !== serialBefore ? serial : undefined;
+    });
+    assert.equal(serialAfter.toLowerCase(), next.leaf.serialNumber.toLowerCase());
+
+    longLived.socket.write('2\n');
+    assert.equal((await longLived.read((b) => (b.includes('\n') ? 2 : undefined)))?.toString(), '2\n', 'still open');
+    longLived.close();
+  });
+});
+
+describe('proxy: as a process through the CLI', () => {
+  const root = resolve(import.meta.dirname, '../../..');
+  const script = resolve(import.meta.dirname, 'support/proxy-main.ts');
+  const run = (args: string[]) =>
+    spawn(process.execPath, ['--conditions=steeple-source', '--import', 'tsx', script, ...args], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+
+  it('proxy check names the broken field and exits 1; a good file passes', async () => {
+    const dir = tempDir();
+    const files = writeIdentity(dir, 'b', ca.issueX509Svid(ID_B), bundles);
+    writeFileSync(
+      join(dir, 'policy.yaml'),
+      'policies:\n  - name: p\n    action: ALLOW\n    rules:\n      - from: [{ source: { princippals: [x] } }]\n',
+    );
+    writeFileSync(
+      join(dir, 'proxy.yaml'),
+      `${identityYaml(files)}inbound:\n  - { name: web, listen: "127.0.0.1:0", target: "127.0.0.1:1", mode: STRICTER }\npolicy: { file: policy.yaml }\n`,
+    );
+    const bad = run(['proxy', 'check', '-config', join(dir, 'proxy.yaml')]);
+    let err = '';
+    bad.stderr.on('data', (d) => {
+      err += d;
+    });
+    const code = await new Promise<number | null>((r) => bad.on('close', r));
+    assert.equal(code, 1);
+    assert.match(err, /inbound\[0\]\.mode: "STRICTER" is not one of "STRICT", "PERMISSIVE", "DISABLE"/);
+
+    writeFileSync(
+      join(dir, 'proxy.yaml'),
+      `${identityYaml(files)}inbound:\n  - { name: web, listen: "127.0.0.1:0", target: "127.0.0.1:1" }\npolicy: { file: policy.yaml }\n`,
+    );
+    const badPolicy = run(['proxy', 'check', '-config', join(dir, 'proxy.yaml')]);
+    err = '';
+    badPolicy.stderr.on('data', (d) => {
+      err += d;
+    });
+    assert.equal(await new Promise((r) => badPolicy.on('close', r)), 1);
+    assert.match(
+      err,
+      /policies\[0\]\.rules\[0\]\.from\[0\]\.source\.princippals: unknown key \(did you mean "principals"\?\)/,
+    );
+
+    writeFileSync(join(dir, 'policy.yaml'), 'policies: []\n');
+    const good = run(['proxy', 'check', '-config', join(dir, 'proxy.yaml')]);
+    let out = '';
+    good.stdout.on('data', (d) => {
+      out += d;
+    });
+    assert.equal(await new Promise((r) => good.on('close', r)), 0);
+    assert.match(out, /configuration OK/);
+  });
+
+  it('proxy run serves mTLS, answers /ready and stops on SIGTERM', async () => {
+    const dir = tempDir();
+    const app = await startHttpApp();
+    const files = writeIdentity(dir, 'b', ca.issueX509Svid(ID_B), bundles);
+    const { createServer } = await import('node:net');
+    const freePort = () =>
+      new Promise<number>((r) => {
+        const s = createServer().listen(0, '127.0.0.1', () => {
+          const p = (s.address() as { port: number }).port;
+          s.close(() => r(p));
+        });
+      });
+    const port = await freePort();
+    const healthPort = await freePort();
+    writeFileSync(
+      join(dir, 'proxy.yaml'),
+      `${identityYaml(files)}inbound:\n  - { name: web, listen: "127.0.0.1:${port}", target: "127.0.0.1:${app.port}", protocol: http }
+health_checks: { listener_enabled: true, bind_address: 127.0.0.1, bind_port: ${healthPort} }
+audit: { output: stdout, flush_interval_ms: 5 }
+log_level: warn
+`,
+    );
+    const child = run(['proxy', 'run', '-config', join(dir, 'proxy.yaml')]);
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    try {
+      const ready = await eventually(
+        () =>
+          new Promise<number | undefined>((r) => {
+            http
+              .get(`http://127.0.0.1:${healthPort}/ready`, (res) => {
+                res.resume();
+                r(res.statusCode);
+              })
+              .on('error', () => r(undefined));
+          }),
+        20_000,
+      );
+      assert.equal(ready, 200);
+      const conn = await connectMtls(port, ca.issueX509Svid(ID_A), bundles, authorizeId(ID_B));
+      const res = await conn.request('/hello');
+      assert.equal(JSON.parse(res?.body ?? '{}').xfcc, `By=${ID_B};URI=${ID_A}`);
+      conn.close();
+      const line = await eventually(() => out.split('\n').find((l) => l.includes('"/hello"')));
+      const record = JSON.parse(line);
+      assert.equal(record.source_id, ID_A);
+      assert.equal(record.decision, 'allow');
+      assert.equal(record.status, 200);
+    } finally {
+      child.kill('SIGTERM');
+      const code = await new Promise((r) => child.on('close', r));
+      assert.equal(code, 0);
+      await app.close();
+    }
+  });
+});
