@@ -19,6 +19,8 @@ export {
   SpiffeError,
   type SpiffeErrorCode,
   SpiffeIdError,
+  WorkloadApiError,
+  type WorkloadApiErrorCode,
   X509SvidError,
 } from './errors.js';
 // Identities
@@ -35,5 +37,8 @@ export {
 } from './spiffeid/index.js';
 // SVIDs
 export * from './svid/index.js';
+// Workload API
+export * from './workload-api/index.js';
+
 // mTLS
 export * from './tls/index.js';

@@ -314,7 +314,7 @@ describe('steeple server end to end', { concurrency: false }, () => {
 
       await writeFile(configPath, `trust_domain: ${TD}\ndata_dir: ${dir}/data\n`);
       assert.equal((await steepleOk('server', 'validate', '-config', configPath)).trim(), 'configuration OK');
-      const flag = await steeple('server', 'validate', '-config', configPath, '-serverPort', 'http');
+      const flag = await steeple('server', 'run', '-config', configPath, '-serverPort', 'http');
       assert.equal(flag.code, 1);
       assert.match(flag.stderr, /bind_port \(flag -serverPort\)/);
     } finally {

@@ -22,3 +22,12 @@ export {
   type TestKeyType,
   type X509Breakage,
 } from './test-ca.js';
+export {
+  type FakeJwtSvid,
+  type FakeJwtSvidMinter,
+  type FakeJwtSvidRequest,
+  type FakeWorkloadApi,
+  type StartFakeWorkloadApiOptions,
+  startFakeWorkloadApi,
+  type WorkloadApiMethod,
+} from './fake-workload-api.js';

@@ -3,6 +3,7 @@
  * Workload API watch (go-spiffe's `workloadapi.X509Source`).
  * @module
  */
+import type { X509Certificate } from 'node:crypto';
 import type { BundleSet } from '../bundle/bundle-set.js';
 import type { X509BundleSetSource } from '../bundle/source.js';
 import type { X509Bundle } from '../bundle/x509-bundle.js';
@@ -23,7 +24,7 @@ export interface X509SourceOptions extends WorkloadApiSourceOptions {
 function sameSvid(a: X509Svid, b: X509Svid): boolean {
   if (a.certificates.length !== b.certificates.length || a.hint !== b.hint) return false;
   for (let i = 0; i < a.certificates.length; i++) {
-    if (!(a.certificates[i] as X509Svid['leaf']).raw.equals((b.certificates[i] as X509Svid['leaf']).raw)) return false;
+    if (!(a.certificates[i] as X509Certificate).raw.equals((b.certificates[i] as X509Certificate).raw)) return false;
   }
   return a.privateKey.equals(b.privateKey);
 }

@@ -5,7 +5,7 @@
 import { Command } from 'commander';
 import { createOutputOption, type OutputFormat } from '../../common/cli/output.js';
 import { CliError, withAdminClient, withSocketPath } from '../admin-command.js';
-import { printJson, printText } from '../proto-json.js';
+import { printJson, printText } from '../command-output.js';
 
 interface Options {
   readonly spiffeID?: string;

@@ -6,7 +6,7 @@ import { Command } from 'commander';
 import { createOutputOption, type OutputFormat } from '../../common/cli/output.js';
 import { withAdminClient, withSocketPath } from '../admin-command.js';
 import { type AgentFilterFlags, addAgentFilterOptions, agentFilterFromFlags } from '../agent-filter-flags.js';
-import { printJson, printText } from '../proto-json.js';
+import { printJson, printText } from '../command-output.js';
 
 interface Options extends AgentFilterFlags {
   readonly socketPath: string;

@@ -8,7 +8,7 @@ import { type Agent, AgentSchema } from '../../gen/steeple/server/v1/agent_pb.js
 import { withAdminClient, withSocketPath } from '../admin-command.js';
 import { type AgentFilterFlags, addAgentFilterOptions, agentFilterFromFlags } from '../agent-filter-flags.js';
 import { formatAgent } from '../agent-format.js';
-import { printJson, printText, protoJson } from '../proto-json.js';
+import { printJson, printText, protoJson } from '../command-output.js';
 
 const PAGE_SIZE = 1000;
 

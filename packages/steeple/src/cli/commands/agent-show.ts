@@ -7,7 +7,7 @@ import { createOutputOption, type OutputFormat } from '../../common/cli/output.j
 import { AgentSchema } from '../../gen/steeple/server/v1/agent_pb.js';
 import { CliError, withAdminClient, withSocketPath } from '../admin-command.js';
 import { formatAgent } from '../agent-format.js';
-import { printJson, printText, protoJson } from '../proto-json.js';
+import { printJson, printText, protoJson } from '../command-output.js';
 
 interface Options {
   readonly spiffeID?: string;

@@ -6,7 +6,7 @@ import { Command, Option } from 'commander';
 import { createOutputOption, type OutputFormat } from '../../common/cli/output.js';
 import { BundleDeleteMode } from '../../gen/steeple/server/v1/bundle_pb.js';
 import { CliError, oneOf, withAdminClient, withSocketPath } from '../admin-command.js';
-import { printJson, printText } from '../proto-json.js';
+import { printJson, printText } from '../command-output.js';
 
 const MODES = ['restrict', 'dissociate', 'delete'] as const;
 type Mode = (typeof MODES)[number];

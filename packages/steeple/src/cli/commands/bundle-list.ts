@@ -7,7 +7,7 @@ import { createOutputOption, type OutputFormat } from '../../common/cli/output.j
 import { type Bundle, BundleSchema } from '../../gen/steeple/types/v1/bundle_pb.js';
 import { oneOf, withAdminClient, withSocketPath } from '../admin-command.js';
 import { BUNDLE_FORMATS, type BundleFormat, formatBundle } from '../bundle-format.js';
-import { printJson, printText, protoJson } from '../proto-json.js';
+import { printJson, printText, protoJson } from '../command-output.js';
 
 interface Options {
   readonly id?: string;

@@ -5,8 +5,8 @@
 import { Command } from 'commander';
 import { createOutputOption, type OutputFormat } from '../../common/cli/output.js';
 import { withAdminClient, withSocketPath } from '../admin-command.js';
+import { printJson, printText } from '../command-output.js';
 import { addEntryFilterOptions, type EntryFilterFlags, entryFilterFromFlags } from '../entry-filter-flags.js';
-import { printJson, printText } from '../proto-json.js';
 
 interface Options extends EntryFilterFlags {
   readonly socketPath: string;

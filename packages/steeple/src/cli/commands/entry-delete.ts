@@ -8,7 +8,7 @@ import { createOutputOption, type OutputFormat } from '../../common/cli/output.j
 import { DeleteEntriesResponseSchema } from '../../gen/steeple/server/v1/entry_pb.js';
 import { CliError, readInputFile, withAdminClient, withSocketPath } from '../admin-command.js';
 import { describeStatus, failIfRefused, isOk } from '../batch-status.js';
-import { printJson, printText, protoJson } from '../proto-json.js';
+import { printJson, printText, protoJson } from '../command-output.js';
 
 interface Options {
   readonly entryID?: string;

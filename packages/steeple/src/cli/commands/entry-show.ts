@@ -7,9 +7,9 @@ import { createOutputOption, type OutputFormat } from '../../common/cli/output.j
 import type { Entry } from '../../gen/steeple/types/v1/entry_pb.js';
 import { EntrySchema } from '../../gen/steeple/types/v1/entry_pb.js';
 import { CliError, withAdminClient, withSocketPath } from '../admin-command.js';
+import { printJson, printText, protoJson } from '../command-output.js';
 import { addEntryFilterOptions, type EntryFilterFlags, entryFilterFromFlags } from '../entry-filter-flags.js';
 import { formatEntryList } from '../entry-format.js';
-import { printJson, printText, protoJson } from '../proto-json.js';
 
 /** Entries fetched per call; the command follows the pages to the end. */
 const PAGE_SIZE = 1000;

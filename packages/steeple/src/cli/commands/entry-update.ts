@@ -9,9 +9,9 @@ import { UpdateEntriesResponseSchema } from '../../gen/steeple/server/v1/entry_p
 import type { Entry } from '../../gen/steeple/types/v1/entry_pb.js';
 import { CliError, withAdminClient, withSocketPath } from '../admin-command.js';
 import { describeStatus, failIfRefused, isOk } from '../batch-status.js';
+import { printJson, printText, protoJson } from '../command-output.js';
 import { formatEntry } from '../entry-format.js';
 import { addEntryFieldOptions, type EntryFlags, entriesFromData, entryFromFlags } from '../entry-input.js';
-import { printJson, printText, protoJson } from '../proto-json.js';
 
 interface Options extends EntryFlags {
   readonly entryID?: string;

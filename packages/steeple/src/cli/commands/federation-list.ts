@@ -9,8 +9,8 @@ import {
   FederationRelationshipSchema,
 } from '../../gen/steeple/server/v1/trust_domain_pb.js';
 import { withAdminClient, withSocketPath } from '../admin-command.js';
+import { printJson, printText, protoJson } from '../command-output.js';
 import { formatRelationship } from '../federation-input.js';
-import { printJson, printText, protoJson } from '../proto-json.js';
 
 interface Options {
   readonly socketPath: string;

@@ -6,7 +6,7 @@ import { Command } from 'commander';
 import { createOutputOption, type OutputFormat } from '../../common/cli/output.js';
 import { BundleSchema } from '../../gen/steeple/types/v1/bundle_pb.js';
 import { CliError, withAdminClient, withSocketPath } from '../admin-command.js';
-import { printJson, printText, protoJson } from '../proto-json.js';
+import { printJson, printText, protoJson } from '../command-output.js';
 
 interface Options {
   readonly id?: string;

@@ -7,13 +7,13 @@ import { Command } from 'commander';
 import { createOutputOption, type OutputFormat } from '../../common/cli/output.js';
 import { FederationRelationshipSchema } from '../../gen/steeple/server/v1/trust_domain_pb.js';
 import { CliError, withAdminClient, withSocketPath } from '../admin-command.js';
+import { printJson, printText, protoJson } from '../command-output.js';
 import {
   addFederationOptions,
   type FederationFlags,
   formatRelationship,
   relationshipFromFlags,
 } from '../federation-input.js';
-import { printJson, printText, protoJson } from '../proto-json.js';
 
 interface Options extends FederationFlags {
   readonly socketPath: string;

@@ -7,7 +7,7 @@ import { createOutputOption, type OutputFormat } from '../../common/cli/output.j
 import { writeFileAtomic } from '../../common/fs-secure.js';
 import { JwtSvidSchema } from '../../gen/steeple/types/v1/svid_pb.js';
 import { CliError, collect, parseTtl, withAdminClient, withSocketPath } from '../admin-command.js';
-import { printJson, printText, protoJson } from '../proto-json.js';
+import { printJson, printText, protoJson } from '../command-output.js';
 
 interface Options {
   readonly spiffeID?: string;

@@ -7,7 +7,7 @@ import { Command } from 'commander';
 import { createOutputOption, formatKeyValues, type OutputFormat } from '../../common/cli/output.js';
 import { CheckResponseSchema, ServingStatus } from '../../gen/steeple/server/v1/health_pb.js';
 import { CliError, withAdminClient, withSocketPath } from '../admin-command.js';
-import { printJson, printText, protoJson } from '../proto-json.js';
+import { printJson, printText, protoJson } from '../command-output.js';
 
 interface Options {
   readonly verbose?: boolean;

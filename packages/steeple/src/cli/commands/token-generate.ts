@@ -7,7 +7,7 @@ import { Command } from 'commander';
 import { createOutputOption, type OutputFormat } from '../../common/cli/output.js';
 import { CreateJoinTokenResponseSchema } from '../../gen/steeple/server/v1/agent_pb.js';
 import { parseTtl, withAdminClient, withSocketPath } from '../admin-command.js';
-import { printJson, printText, protoJson } from '../proto-json.js';
+import { printJson, printText, protoJson } from '../command-output.js';
 
 interface Options {
   readonly spiffeID?: string;

@@ -12,8 +12,8 @@ import { ensureSecureDir, writeFileAtomic } from '../../common/fs-secure.js';
 import { CliError, collect, parseTtl, withAdminClient, withSocketPath } from '../admin-command.js';
 import { buildCsr } from '../build-csr.js';
 import { formatBundle } from '../bundle-format.js';
+import { printJson, printText } from '../command-output.js';
 import { formatEpoch } from '../entry-format.js';
-import { printJson, printText } from '../proto-json.js';
 
 interface Options {
   readonly spiffeID?: string;

@@ -201,6 +201,7 @@ export class InboundListener {
 
   #secured(socket: tls.TLSSocket): void {
     this.#track(socket);
+    socket.setNoDelay(true);
     this.#ctx.metrics.connections.inc({ listener: this.config.name, direction: 'inbound', transport: 'mtls' });
     const id = getPeerId(socket);
     const servername = (socket as tls.TLSSocket & { servername?: string | false }).servername;

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Code, ConnectError } from '@connectrpc/connect';
+import { TrustDomain } from '@steeple/spiffe';
 import { createMetrics } from '../../../common/metrics.js';
 import { ServingStatus } from '../../../gen/steeple/server/v1/health_pb.js';
 import { DatastoreError } from '../../datastore/index.js';
-import { createFakeAdminCa, startAdminFixture } from './testing/admin-fixture.js';
 import { grpcCodeFor } from './grpc-status.js';
-import { TrustDomain } from '@steeple/spiffe';
+import { createFakeAdminCa, startAdminFixture } from './testing/admin-fixture.js';
 
 describe('admin routes', () => {
   it('reports health: serving when the datastore and CA are, not serving with the reason otherwise', async () => {

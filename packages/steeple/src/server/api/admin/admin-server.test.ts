@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as http2 from 'node:http2';
-import { connect as netConnect, createServer as createNetServer } from 'node:net';
+import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -98,11 +99,14 @@ describe('startAdminServer', () => {
   it('replaces a stale socket left by a previous run', async () => {
     const socketPath = join(dir, 'stale', 'api.sock');
     mkdirSync(join(dir, 'stale'), { mode: 0o700 });
-    // A socket file nobody listens on any more: listen, then drop the handle without unlinking.
-    const leftover = createNetServer();
-    await new Promise<void>((resolve) => leftover.listen(socketPath, resolve));
-    const handle = (leftover as unknown as { _handle: { close(): void } | null })._handle;
-    handle?.close();
+    // A server killed with SIGKILL leaves its socket file behind.
+    const child = spawn(process.execPath, [
+      '-e',
+      `require('node:net').createServer().listen(${JSON.stringify(socketPath)}, () => console.log('up'))`,
+    ]);
+    await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+    child.kill('SIGKILL');
+    await new Promise((resolve) => child.once('exit', resolve));
     assert.ok(statSync(socketPath).isSocket());
     const server = await startAdminServer({ socketPath, routes: healthOnly, logger: createSilentLogger() });
     try {

@@ -23,13 +23,21 @@ describe('AgentService over the admin socket', () => {
   before(async () => {
     f = await startAdminFixture();
     const agents = f.datastore.agents;
-    await agents.create({ spiffeId: JOIN, attestationType: 'join_token', serialNumber: '01', expiresAt: 2_000_000_000 });
+    await agents.create({
+      spiffeId: JOIN,
+      attestationType: 'join_token',
+      serialNumber: '01',
+      expiresAt: 2_000_000_000,
+    });
     await agents.create({
       spiffeId: POP,
       attestationType: 'x509pop',
       serialNumber: '02',
       expiresAt: 1_000_000_000,
-      selectors: [{ type: 'x509pop', value: 'subject:cn:node-a' }, { type: 'x509pop', value: 'ca:fingerprint:aa' }],
+      selectors: [
+        { type: 'x509pop', value: 'subject:cn:node-a' },
+        { type: 'x509pop', value: 'ca:fingerprint:aa' },
+      ],
     });
     await agents.create({
       spiffeId: POP2,
@@ -60,17 +68,33 @@ describe('AgentService over the admin socket', () => {
 
   it('filters by attestation type, expiry, re-attestability and selectors, and counts alike', async () => {
     const byType = await f.client.agents.listAgents({ filter: { byAttestationType: 'x509pop' } });
-    assert.deepEqual(byType.agents.map((a) => a.spiffeId), [POP, POP2]);
+    assert.deepEqual(
+      byType.agents.map((a) => a.spiffeId),
+      [POP, POP2],
+    );
     const expiring = await f.client.agents.listAgents({ filter: { byExpiresBefore: 1_500_000_000n } });
-    assert.deepEqual(expiring.agents.map((a) => a.spiffeId), [POP]);
+    assert.deepEqual(
+      expiring.agents.map((a) => a.spiffeId),
+      [POP],
+    );
     const once = await f.client.agents.listAgents({ filter: { byCanReattest: false } });
-    assert.deepEqual(once.agents.map((a) => a.spiffeId), [JOIN]);
+    assert.deepEqual(
+      once.agents.map((a) => a.spiffeId),
+      [JOIN],
+    );
     const bySelector = await f.client.agents.listAgents({
-      filter: { bySelectors: { selectors: [{ type: 'x509pop', value: 'ca:fingerprint:aa' }], match: MatchBehavior.SUPERSET } },
+      filter: {
+        bySelectors: { selectors: [{ type: 'x509pop', value: 'ca:fingerprint:aa' }], match: MatchBehavior.SUPERSET },
+      },
     });
-    assert.deepEqual(bySelector.agents.map((a) => a.spiffeId), [POP, POP2]);
+    assert.deepEqual(
+      bySelector.agents.map((a) => a.spiffeId),
+      [POP, POP2],
+    );
     const exact = await f.client.agents.countAgents({
-      filter: { bySelectors: { selectors: [{ type: 'x509pop', value: 'ca:fingerprint:aa' }], match: MatchBehavior.EXACT } },
+      filter: {
+        bySelectors: { selectors: [{ type: 'x509pop', value: 'ca:fingerprint:aa' }], match: MatchBehavior.EXACT },
+      },
     });
     assert.equal(exact.count, 1n);
     assert.equal((await f.client.agents.countAgents({})).count, 3n);
@@ -81,18 +105,35 @@ describe('AgentService over the admin socket', () => {
     const first = await f.client.agents.listAgents({ pageSize: 2 });
     assert.equal(first.agents.length, 2);
     const second = await f.client.agents.listAgents({ pageSize: 2, pageToken: first.nextPageToken });
-    assert.deepEqual(second.agents.map((a) => a.spiffeId), [POP2]);
+    assert.deepEqual(
+      second.agents.map((a) => a.spiffeId),
+      [POP2],
+    );
     assert.equal(second.nextPageToken, '');
     const filtered = await f.client.agents.listAgents({ pageSize: 1, filter: { byCanReattest: true } });
-    assert.deepEqual(filtered.agents.map((a) => a.spiffeId), [POP]);
-    const rest = await f.client.agents.listAgents({ pageSize: 1, pageToken: filtered.nextPageToken, filter: { byCanReattest: true } });
-    assert.deepEqual(rest.agents.map((a) => a.spiffeId), [POP2]);
+    assert.deepEqual(
+      filtered.agents.map((a) => a.spiffeId),
+      [POP],
+    );
+    const rest = await f.client.agents.listAgents({
+      pageSize: 1,
+      pageToken: filtered.nextPageToken,
+      filter: { byCanReattest: true },
+    });
+    assert.deepEqual(
+      rest.agents.map((a) => a.spiffeId),
+      [POP2],
+    );
   });
 
   it('shows one agent; NotFound for an unknown one, InvalidArgument for a malformed ID', async () => {
     const { agent } = await f.client.agents.getAgent({ spiffeId: POP });
     assert.equal(agent?.x509SvidSerialNumber, '02');
-    await rejects(f.client.agents.getAgent({ spiffeId: `${TD}/spire/agent/x509pop/none` }), Code.NotFound, /no attested agent/);
+    await rejects(
+      f.client.agents.getAgent({ spiffeId: `${TD}/spire/agent/x509pop/none` }),
+      Code.NotFound,
+      /no attested agent/,
+    );
     await rejects(f.client.agents.getAgent({ spiffeId: 'nope' }), Code.InvalidArgument, /^spiffeId: invalid SPIFFE ID/);
     await rejects(f.client.agents.getAgent({ spiffeId: '' }), Code.InvalidArgument, /^spiffeId: required/);
   });
@@ -100,7 +141,10 @@ describe('AgentService over the admin socket', () => {
   it('bans an agent (listed as banned), then evicts it (gone); both logged with the caller', async () => {
     await f.client.agents.banAgent({ spiffeId: POP2 });
     const banned = await f.client.agents.listAgents({ filter: { byBanned: true } });
-    assert.deepEqual(banned.agents.map((a) => [a.spiffeId, a.banned]), [[POP2, true]]);
+    assert.deepEqual(
+      banned.agents.map((a) => [a.spiffeId, a.banned]),
+      [[POP2, true]],
+    );
     await f.client.agents.deleteAgent({ spiffeId: POP2 });
     await rejects(f.client.agents.getAgent({ spiffeId: POP2 }), Code.NotFound, /no attested agent/);
     await rejects(f.client.agents.deleteAgent({ spiffeId: POP2 }), Code.NotFound, /no attested agent/);
@@ -118,7 +162,10 @@ describe('AgentService over the admin socket', () => {
     assert.equal(res.agentSpiffeId, `${TD}/spire/agent/join_token/${res.token}`);
     assert.ok(res.expiresAt >= BigInt(before + 600) && res.expiresAt <= BigInt(before + 601));
     assert.ok(!JSON.stringify(f.logs).includes(res.token), 'the token is not logged');
-    assert.ok(f.logs.some((l) => l['msg'] === 'created join token'), 'that a token was made is logged');
+    assert.ok(
+      f.logs.some((l) => l['msg'] === 'created join token'),
+      'that a token was made is logged',
+    );
     const consumed = await f.datastore.joinTokens.consume(res.token, before);
     assert.equal(consumed?.token, res.token);
     assert.equal(await f.datastore.joinTokens.consume(res.token, before), undefined, 'single use');
@@ -138,7 +185,11 @@ describe('AgentService over the admin socket', () => {
 
   it('refuses a non-positive TTL or a foreign alias, and then creates no token', async () => {
     const tokensBefore = await f.datastore.joinTokens.count();
-    await rejects(f.client.agents.createJoinToken({ ttlSeconds: 0 }), Code.InvalidArgument, /^ttlSeconds: must be more than 0/);
+    await rejects(
+      f.client.agents.createJoinToken({ ttlSeconds: 0 }),
+      Code.InvalidArgument,
+      /^ttlSeconds: must be more than 0/,
+    );
     await rejects(
       f.client.agents.createJoinToken({ ttlSeconds: 60, agentAliasSpiffeId: 'spiffe://other.org/node' }),
       Code.InvalidArgument,

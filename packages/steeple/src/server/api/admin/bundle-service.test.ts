@@ -86,28 +86,47 @@ describe('BundleService over the admin socket', () => {
 
   it('refuses bad input naming the field', async () => {
     await rejects(
-      f.client.bundles.setFederatedBundle({ trustDomain: 'example.org', content: { case: 'x509AuthoritiesPem', value: pem('example.org') } }),
+      f.client.bundles.setFederatedBundle({
+        trustDomain: 'example.org',
+        content: { case: 'x509AuthoritiesPem', value: pem('example.org') },
+      }),
       Code.InvalidArgument,
       /^trustDomain: "example.org" is the server's own trust domain/,
     );
     await rejects(
-      f.client.bundles.setFederatedBundle({ trustDomain: 'Not A TD', content: { case: 'x509AuthoritiesPem', value: pem('x.org') } }),
+      f.client.bundles.setFederatedBundle({
+        trustDomain: 'Not A TD',
+        content: { case: 'x509AuthoritiesPem', value: pem('x.org') },
+      }),
       Code.InvalidArgument,
       /^trustDomain: invalid trust domain/,
     );
-    await rejects(f.client.bundles.setFederatedBundle({ trustDomain: 'x.org' }), Code.InvalidArgument, /^content: required/);
     await rejects(
-      f.client.bundles.setFederatedBundle({ trustDomain: 'x.org', content: { case: 'x509AuthoritiesPem', value: 'garbage' } }),
+      f.client.bundles.setFederatedBundle({ trustDomain: 'x.org' }),
+      Code.InvalidArgument,
+      /^content: required/,
+    );
+    await rejects(
+      f.client.bundles.setFederatedBundle({
+        trustDomain: 'x.org',
+        content: { case: 'x509AuthoritiesPem', value: 'garbage' },
+      }),
       Code.InvalidArgument,
       /^x509AuthoritiesPem: /,
     );
     await rejects(
-      f.client.bundles.setFederatedBundle({ trustDomain: 'x.org', content: { case: 'spiffeBundleJson', value: '{"keys": 5}' } }),
+      f.client.bundles.setFederatedBundle({
+        trustDomain: 'x.org',
+        content: { case: 'spiffeBundleJson', value: '{"keys": 5}' },
+      }),
       Code.InvalidArgument,
       /^spiffeBundleJson: /,
     );
     await rejects(
-      f.client.bundles.setFederatedBundle({ trustDomain: 'x.org', content: { case: 'spiffeBundleJson', value: '{"keys": []}' } }),
+      f.client.bundles.setFederatedBundle({
+        trustDomain: 'x.org',
+        content: { case: 'spiffeBundleJson', value: '{"keys": []}' },
+      }),
       Code.InvalidArgument,
       /^spiffeBundleJson: the bundle of "x.org" holds no X.509 or JWT authority/,
     );
@@ -116,7 +135,11 @@ describe('BundleService over the admin socket', () => {
       Code.InvalidArgument,
       /^trustDomain: .*own trust domain/,
     );
-    await rejects(f.client.bundles.getFederatedBundle({ trustDomain: 'unknown.org' }), Code.NotFound, /no bundle stored/);
+    await rejects(
+      f.client.bundles.getFederatedBundle({ trustDomain: 'unknown.org' }),
+      Code.NotFound,
+      /no bundle stored/,
+    );
   });
 
   it('deletes a bundle in restrict, dissociate and delete modes as SPIRE does', async () => {
@@ -146,7 +169,10 @@ describe('BundleService over the admin socket', () => {
     await rejects(f.client.bundles.deleteFederatedBundle({ trustDomain: 'gone.org' }), Code.NotFound, /no bundle/);
 
     await set('gone2.org');
-    await f.client.entries.updateEntries({ entries: [{ id: entryId, federatesWith: ['gone2.org'] }], mask: { federatesWith: true } });
+    await f.client.entries.updateEntries({
+      entries: [{ id: entryId, federatesWith: ['gone2.org'] }],
+      mask: { federatesWith: true },
+    });
     await f.client.bundles.deleteFederatedBundle({ trustDomain: 'gone2.org', mode: BundleDeleteMode.DELETE });
     await rejects(f.client.entries.getEntry({ id: entryId }), Code.NotFound, /no registration entry/);
   });

@@ -1,15 +1,17 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { create } from '@bufbuild/protobuf';
+import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { MatchBehavior } from '../../../gen/steeple/server/v1/entry_pb.js';
 import { type Entry, EntrySchema } from '../../../gen/steeple/types/v1/entry_pb.js';
 import { type AdminFixture, startAdminFixture } from './testing/admin-fixture.js';
 
+type EntryInit = MessageInitShape<typeof EntrySchema>;
+
 const TD = 'spiffe://example.org';
 const AGENT = `${TD}/spire/agent/x509pop/abc`;
 
-function entry(init: Partial<Omit<Entry, '$typeName'>> = {}): Entry {
+function entry(init: EntryInit = {}): Entry {
   return create(EntrySchema, {
     spiffeId: `${TD}/web`,
     parentId: AGENT,
@@ -20,7 +22,7 @@ function entry(init: Partial<Omit<Entry, '$typeName'>> = {}): Entry {
 
 let seq = 0;
 /** A valid entry with a SPIFFE ID no other test uses. */
-function unique(init: Partial<Omit<Entry, '$typeName'>> = {}): Entry {
+function unique(init: EntryInit = {}): Entry {
   seq += 1;
   return entry({ spiffeId: `${TD}/unique/${seq}`, ...init });
 }
@@ -70,7 +72,10 @@ describe('EntryService over the admin socket', () => {
     assert.equal(line['level'], 'info');
     assert.equal(line['rpc'], 'EntryService.CreateEntries');
     assert.deepEqual(line['caller'], { transport: 'unix-socket' });
-    assert.ok(!JSON.stringify(f.logs).includes('secret-token-123'), 'the token in a join-token parent ID is not logged');
+    assert.ok(
+      !JSON.stringify(f.logs).includes('secret-token-123'),
+      'the token in a join-token parent ID is not logged',
+    );
   });
 
   it('refuses a duplicate with AlreadyExists and returns the existing entry', async () => {
@@ -97,27 +102,68 @@ describe('EntryService over the admin socket', () => {
     assert.equal(afterCount.count, before.count + 1n);
   });
 
-  const invalid: [string, Partial<Omit<Entry, '$typeName'>>, RegExp][] = [
-    ['spiffeId in another trust domain', { spiffeId: 'spiffe://other.org/web' }, /^spiffeId: .*not in the server's trust domain "example.org"/],
+  const invalid: [string, EntryInit, RegExp][] = [
+    [
+      'spiffeId in another trust domain',
+      { spiffeId: 'spiffe://other.org/web' },
+      /^spiffeId: .*not in the server's trust domain "example.org"/,
+    ],
     ['malformed spiffeId', { spiffeId: 'spiffe://example.org/a//b' }, /^spiffeId: invalid SPIFFE ID/],
     ['spiffeId without a scheme', { spiffeId: 'example.org/web' }, /^spiffeId: invalid SPIFFE ID/],
     ['empty spiffeId', { spiffeId: '' }, /^spiffeId: required/],
     ['spiffeId without a path (X-2)', { spiffeId: 'spiffe://example.org' }, /^spiffeId: .*has no path/],
     ['spiffeId of the server itself', { spiffeId: `${TD}/spire/server` }, /^spiffeId: .*server's own ID/],
-    ['parentId in another trust domain', { parentId: 'spiffe://other.org/agent' }, /^parentId: .*not in the server's trust domain/],
+    [
+      'parentId in another trust domain',
+      { parentId: 'spiffe://other.org/agent' },
+      /^parentId: .*not in the server's trust domain/,
+    ],
     ['empty parentId', { parentId: '' }, /^parentId: required/],
     ['no selectors', { selectors: [] }, /^selectors: at least one selector is required/],
-    ['selector without type', { selectors: [{ type: '', value: 'x' }] }, /^selectors\[0\]: selector type must not be empty/],
-    ['selector type with a colon', { selectors: [{ type: 'unix:uid', value: '1' }] }, /^selectors\[0\]: selector type "unix:uid" must not contain ":"/],
-    ['selector without value', { selectors: [{ type: 'unix', value: 'uid:1' }, { type: 'k8s', value: '' }] }, /^selectors\[1\]: selector "k8s:" has an empty value/],
+    [
+      'selector without type',
+      { selectors: [{ type: '', value: 'x' }] },
+      /^selectors\[0\]: selector type must not be empty/,
+    ],
+    [
+      'selector type with a colon',
+      { selectors: [{ type: 'unix:uid', value: '1' }] },
+      /^selectors\[0\]: selector type "unix:uid" must not contain ":"/,
+    ],
+    [
+      'selector without value',
+      {
+        selectors: [
+          { type: 'unix', value: 'uid:1' },
+          { type: 'k8s', value: '' },
+        ],
+      },
+      /^selectors\[1\]: selector "k8s:" has an empty value/,
+    ],
     ['negative x509SvidTtl', { x509SvidTtl: -1 }, /^x509SvidTtl: must be 0 or more, got -1/],
     ['negative jwtSvidTtl', { jwtSvidTtl: -5 }, /^jwtSvidTtl: must be 0 or more, got -5/],
-    ['DNS name with an empty label', { dnsNames: ['ok.example.org', 'bad..example.org'] }, /^dnsNames\[1\]: "bad..example.org" has an empty label/],
-    ['DNS name with a leading hyphen', { dnsNames: ['-web.example.org'] }, /^dnsNames\[0\]: .*letters, digits or inner hyphens/],
-    ['DNS name with a misplaced wildcard', { dnsNames: ['web.*.example.org'] }, /^dnsNames\[0\]: .*"\*" only as the whole first label/],
+    [
+      'DNS name with an empty label',
+      { dnsNames: ['ok.example.org', 'bad..example.org'] },
+      /^dnsNames\[1\]: "bad..example.org" has an empty label/,
+    ],
+    [
+      'DNS name with a leading hyphen',
+      { dnsNames: ['-web.example.org'] },
+      /^dnsNames\[0\]: .*letters, digits or inner hyphens/,
+    ],
+    [
+      'DNS name with a misplaced wildcard',
+      { dnsNames: ['web.*.example.org'] },
+      /^dnsNames\[0\]: .*"\*" only as the whole first label/,
+    ],
     ['DNS name with a space', { dnsNames: ['web example.org'] }, /^dnsNames\[0\]:/],
     ['malformed federatesWith', { federatesWith: ['Partner.ORG!'] }, /^federatesWith\[0\]: invalid trust domain/],
-    ['federatesWith the own trust domain', { federatesWith: ['example.org'] }, /^federatesWith\[0\]: "example.org" is the server's own trust domain/],
+    [
+      'federatesWith the own trust domain',
+      { federatesWith: ['example.org'] },
+      /^federatesWith\[0\]: "example.org" is the server's own trust domain/,
+    ],
     ['hint over 1024 bytes', { hint: 'é'.repeat(513) }, /^hint: is 1026 bytes; at most 1024 are allowed/],
     ['negative expiresAt', { expiresAt: -1n }, /^expiresAt: must be epoch seconds/],
     ['an id given on create', { id: 'my-id' }, /^id: is assigned by the server/],
@@ -135,14 +181,20 @@ describe('EntryService over the admin socket', () => {
 
   it('accepts a hint of exactly 1024 bytes, a wildcard DNS name, and federatesWith as an ID', async () => {
     const { results } = await f.client.entries.createEntries({
-      entries: [unique({ hint: 'h'.repeat(1024), dnsNames: ['*.example.org'], federatesWith: ['spiffe://partner.org'] })],
+      entries: [
+        unique({ hint: 'h'.repeat(1024), dnsNames: ['*.example.org'], federatesWith: ['spiffe://partner.org'] }),
+      ],
     });
     assert.equal(results[0]?.status?.code, 0, results[0]?.status?.message);
     assert.deepEqual(results[0]?.entry?.federatesWith, ['partner.org']);
   });
 
   it('answers NotFound for an unknown id and InvalidArgument for an empty one', async () => {
-    await rejects(f.client.entries.getEntry({ id: 'no-such-entry' }), Code.NotFound, /no registration entry with id "no-such-entry"/);
+    await rejects(
+      f.client.entries.getEntry({ id: 'no-such-entry' }),
+      Code.NotFound,
+      /no registration entry with id "no-such-entry"/,
+    );
     await rejects(f.client.entries.getEntry({ id: '' }), Code.InvalidArgument, /^id: required/);
   });
 
@@ -151,27 +203,54 @@ describe('EntryService over the admin socket', () => {
     const { results } = await f.client.entries.createEntries({
       entries: [
         unique({ parentId, selectors: [{ type: 'unix', value: 'uid:1' }] }),
-        unique({ parentId, selectors: [{ type: 'unix', value: 'uid:1' }, { type: 'unix', value: 'gid:1' }], downstream: true }),
-        unique({ parentId, selectors: [{ type: 'k8s', value: 'ns:default' }], federatesWith: ['partner.org'], hint: 'h1' }),
+        unique({
+          parentId,
+          selectors: [
+            { type: 'unix', value: 'uid:1' },
+            { type: 'unix', value: 'gid:1' },
+          ],
+          downstream: true,
+        }),
+        unique({
+          parentId,
+          selectors: [{ type: 'k8s', value: 'ns:default' }],
+          federatesWith: ['partner.org'],
+          hint: 'h1',
+        }),
       ],
     });
     const ids = results.map((r) => r.entry?.id);
     const byParent = await f.client.entries.listEntries({ filter: { byParentId: parentId } });
     assert.deepEqual(byParent.entries.map((e) => e.id).sort(), [...ids].sort());
     const superset = await f.client.entries.listEntries({
-      filter: { byParentId: parentId, bySelectors: { selectors: [{ type: 'unix', value: 'uid:1' }], match: MatchBehavior.SUPERSET } },
+      filter: {
+        byParentId: parentId,
+        bySelectors: { selectors: [{ type: 'unix', value: 'uid:1' }], match: MatchBehavior.SUPERSET },
+      },
     });
     assert.deepEqual(superset.entries.map((e) => e.id).sort(), [ids[0], ids[1]].sort());
     const exact = await f.client.entries.listEntries({
-      filter: { byParentId: parentId, bySelectors: { selectors: [{ type: 'unix', value: 'uid:1' }], match: MatchBehavior.EXACT } },
+      filter: {
+        byParentId: parentId,
+        bySelectors: { selectors: [{ type: 'unix', value: 'uid:1' }], match: MatchBehavior.EXACT },
+      },
     });
-    assert.deepEqual(exact.entries.map((e) => e.id), [ids[0]]);
+    assert.deepEqual(
+      exact.entries.map((e) => e.id),
+      [ids[0]],
+    );
     const fed = await f.client.entries.listEntries({
       filter: { byParentId: parentId, byFederatesWith: { trustDomains: ['partner.org'], match: MatchBehavior.ANY } },
     });
-    assert.deepEqual(fed.entries.map((e) => e.id), [ids[2]]);
+    assert.deepEqual(
+      fed.entries.map((e) => e.id),
+      [ids[2]],
+    );
     const hint = await f.client.entries.listEntries({ filter: { byParentId: parentId, byHint: 'h1' } });
-    assert.deepEqual(hint.entries.map((e) => e.id), [ids[2]]);
+    assert.deepEqual(
+      hint.entries.map((e) => e.id),
+      [ids[2]],
+    );
     const downstream = await f.client.entries.countEntries({ filter: { byParentId: parentId, byDownstream: true } });
     assert.equal(downstream.count, 1n);
     const bySpiffeId = await f.client.entries.listEntries({ filter: { bySpiffeId: byParent.entries[0]?.spiffeId } });
@@ -196,7 +275,11 @@ describe('EntryService over the admin socket', () => {
   });
 
   it('refuses bad filters and page sizes naming the field', async () => {
-    await rejects(f.client.entries.listEntries({ pageSize: -1 }), Code.InvalidArgument, /^pageSize: must be 0 \(all\) or more/);
+    await rejects(
+      f.client.entries.listEntries({ pageSize: -1 }),
+      Code.InvalidArgument,
+      /^pageSize: must be 0 \(all\) or more/,
+    );
     await rejects(
       f.client.entries.listEntries({ filter: { bySpiffeId: 'not-an-id' } }),
       Code.InvalidArgument,
@@ -210,11 +293,21 @@ describe('EntryService over the admin socket', () => {
   });
 
   it('updates the whole entry without a mask (as SPIRE does) and only masked fields with one', async () => {
-    const { results } = await f.client.entries.createEntries({ entries: [unique({ dnsNames: ['a.example.org'], admin: true })] });
+    const { results } = await f.client.entries.createEntries({
+      entries: [unique({ dnsNames: ['a.example.org'], admin: true })],
+    });
     const stored = results[0]?.entry;
     assert.ok(stored);
     const whole = await f.client.entries.updateEntries({
-      entries: [create(EntrySchema, { id: stored.id, spiffeId: stored.spiffeId, parentId: stored.parentId, selectors: stored.selectors, x509SvidTtl: 120 })],
+      entries: [
+        create(EntrySchema, {
+          id: stored.id,
+          spiffeId: stored.spiffeId,
+          parentId: stored.parentId,
+          selectors: stored.selectors,
+          x509SvidTtl: 120,
+        }),
+      ],
     });
     assert.equal(whole.results[0]?.status?.code, 0, whole.results[0]?.status?.message);
     assert.deepEqual(whole.results[0]?.entry?.dnsNames, [], 'fields left out are reset');

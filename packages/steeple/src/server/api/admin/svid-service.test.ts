@@ -60,9 +60,16 @@ describe('SvidService over the admin socket', () => {
 
   it('refuses bad X509-SVID requests naming the field', async () => {
     const { csr } = keyAndCsr();
-    await rejects(f.client.svids.mintX509Svid({ spiffeId: 'spiffe://example.org/x' }), Code.InvalidArgument, /^csr: required/);
     await rejects(
-      f.client.svids.mintX509Svid({ csr: new Uint8Array([0x30, 0x03, 0x02, 0x01, 0x00]), spiffeId: 'spiffe://example.org/x' }),
+      f.client.svids.mintX509Svid({ spiffeId: 'spiffe://example.org/x' }),
+      Code.InvalidArgument,
+      /^csr: required/,
+    );
+    await rejects(
+      f.client.svids.mintX509Svid({
+        csr: new Uint8Array([0x30, 0x03, 0x02, 0x01, 0x00]),
+        spiffeId: 'spiffe://example.org/x',
+      }),
       Code.InvalidArgument,
       /^csr: not a DER PKCS#10/,
     );
@@ -96,7 +103,10 @@ describe('SvidService over the admin socket', () => {
   });
 
   it('mints a JWT-SVID that validates for its audience (J-1); the token is never logged', async () => {
-    const { svid } = await f.client.svids.mintJwtSvid({ spiffeId: 'spiffe://example.org/jwt', audience: ['db', 'cache'] });
+    const { svid } = await f.client.svids.mintJwtSvid({
+      spiffeId: 'spiffe://example.org/jwt',
+      audience: ['db', 'cache'],
+    });
     assert.ok(svid);
     const parsed = JwtSvid.parseAndValidateSync(svid.token, f.ca.bundle(), ['db']);
     assert.equal(parsed.id.toString(), 'spiffe://example.org/jwt');

@@ -64,7 +64,12 @@ describe('TrustDomainService over the admin socket', () => {
   it('stores the initial bundle given with an https_spiffe relationship', async () => {
     const bundle = SpiffeBundle.fromBundles({ x509: createTestCa({ trustDomain: 'peer.org' }).x509Bundle() });
     const r = spiffe('peer.org', 'spiffe://peer.org/spire/server');
-    r.trustDomainBundle = { $typeName: 'steeple.types.v1.Bundle', trustDomain: 'peer.org', spiffeBundleJson: bundle.marshal(), sequence: 0n };
+    r.trustDomainBundle = {
+      $typeName: 'steeple.types.v1.Bundle',
+      trustDomain: 'peer.org',
+      spiffeBundleJson: bundle.marshal(),
+      sequence: 0n,
+    };
     const { relationship } = await f.client.trustDomains.createFederationRelationship({ relationship: r });
     assert.equal(relationship?.bundleEndpointProfile.case, 'httpsSpiffe');
     assert.equal(relationship?.bundleEndpointProfile.value?.endpointSpiffeId, 'spiffe://peer.org/spire/server');
@@ -76,12 +81,28 @@ describe('TrustDomainService over the admin socket', () => {
   it('refuses bad relationships naming the field', async () => {
     const create_ = (relationship: FederationRelationship) =>
       f.client.trustDomains.createFederationRelationship({ relationship });
-    await rejects(f.client.trustDomains.createFederationRelationship({}), Code.InvalidArgument, /^relationship: required/);
+    await rejects(
+      f.client.trustDomains.createFederationRelationship({}),
+      Code.InvalidArgument,
+      /^relationship: required/,
+    );
     await rejects(create_(web('example.org')), Code.InvalidArgument, /^relationship\.trustDomain: .*own trust domain/);
     await rejects(create_(web('bad td')), Code.InvalidArgument, /^relationship\.trustDomain: invalid trust domain/);
-    await rejects(create_(web('a.org', 'http://a.org/b')), Code.InvalidArgument, /^relationship\.bundleEndpointUrl: .*must use https/);
-    await rejects(create_(web('a.org', 'https://u:p@a.org/b')), Code.InvalidArgument, /^relationship\.bundleEndpointUrl: must not contain user/);
-    await rejects(create_(web('a.org', 'not a url')), Code.InvalidArgument, /^relationship\.bundleEndpointUrl: .*is not a URL/);
+    await rejects(
+      create_(web('a.org', 'http://a.org/b')),
+      Code.InvalidArgument,
+      /^relationship\.bundleEndpointUrl: .*must use https/,
+    );
+    await rejects(
+      create_(web('a.org', 'https://u:p@a.org/b')),
+      Code.InvalidArgument,
+      /^relationship\.bundleEndpointUrl: must not contain user/,
+    );
+    await rejects(
+      create_(web('a.org', 'not a url')),
+      Code.InvalidArgument,
+      /^relationship\.bundleEndpointUrl: .*is not a URL/,
+    );
     const noProfile = web('a.org');
     noProfile.bundleEndpointProfile = { case: undefined };
     await rejects(create_(noProfile), Code.InvalidArgument, /^relationship\.bundleEndpointProfile: required/);
@@ -91,12 +112,30 @@ describe('TrustDomainService over the admin socket', () => {
       /^relationship\.httpsSpiffe\.endpointSpiffeId: required/,
     );
     const wrongBundle = web('a.org');
-    wrongBundle.trustDomainBundle = { $typeName: 'steeple.types.v1.Bundle', trustDomain: 'b.org', spiffeBundleJson: '{}', sequence: 0n };
-    await rejects(create_(wrongBundle), Code.InvalidArgument, /^relationship\.trustDomainBundle\.trustDomain: "b.org" differs/);
+    wrongBundle.trustDomainBundle = {
+      $typeName: 'steeple.types.v1.Bundle',
+      trustDomain: 'b.org',
+      spiffeBundleJson: '{}',
+      sequence: 0n,
+    };
+    await rejects(
+      create_(wrongBundle),
+      Code.InvalidArgument,
+      /^relationship\.trustDomainBundle\.trustDomain: "b.org" differs/,
+    );
     const badBundle = web('a.org');
-    badBundle.trustDomainBundle = { $typeName: 'steeple.types.v1.Bundle', trustDomain: '', spiffeBundleJson: 'nope', sequence: 0n };
+    badBundle.trustDomainBundle = {
+      $typeName: 'steeple.types.v1.Bundle',
+      trustDomain: '',
+      spiffeBundleJson: 'nope',
+      sequence: 0n,
+    };
     await rejects(create_(badBundle), Code.InvalidArgument, /^relationship\.trustDomainBundle\.spiffeBundleJson: /);
-    await rejects(f.client.trustDomains.getFederationRelationship({ trustDomain: 'a.org' }), Code.NotFound, /no federation relationship/);
+    await rejects(
+      f.client.trustDomains.getFederationRelationship({ trustDomain: 'a.org' }),
+      Code.NotFound,
+      /no federation relationship/,
+    );
   });
 
   it('updates the fields the mask names, all of them without a mask', async () => {
@@ -127,13 +166,22 @@ describe('TrustDomainService over the admin socket', () => {
       Code.Unimplemented,
       /does not fetch federated bundles yet/,
     );
-    await rejects(f.client.trustDomains.refreshBundle({ trustDomain: 'none.org' }), Code.NotFound, /no federation relationship/);
+    await rejects(
+      f.client.trustDomains.refreshBundle({ trustDomain: 'none.org' }),
+      Code.NotFound,
+      /no federation relationship/,
+    );
   });
 
   it('deletes a relationship with its bundle; refuses while entries federate with the trust domain', async () => {
     const bundle = SpiffeBundle.fromBundles({ x509: createTestCa({ trustDomain: 'del.org' }).x509Bundle() });
     const r = web('del.org');
-    r.trustDomainBundle = { $typeName: 'steeple.types.v1.Bundle', trustDomain: 'del.org', spiffeBundleJson: bundle.marshal(), sequence: 0n };
+    r.trustDomainBundle = {
+      $typeName: 'steeple.types.v1.Bundle',
+      trustDomain: 'del.org',
+      spiffeBundleJson: bundle.marshal(),
+      sequence: 0n,
+    };
     await f.client.trustDomains.createFederationRelationship({ relationship: r });
     const user = await f.client.entries.createEntries({
       entries: [
@@ -152,15 +200,26 @@ describe('TrustDomainService over the admin socket', () => {
     );
     await f.client.entries.deleteEntries({ ids: [user.results[0]?.entry?.id ?? ''] });
     await f.client.trustDomains.deleteFederationRelationship({ trustDomain: 'del.org' });
-    await rejects(f.client.trustDomains.getFederationRelationship({ trustDomain: 'del.org' }), Code.NotFound, /no federation/);
+    await rejects(
+      f.client.trustDomains.getFederationRelationship({ trustDomain: 'del.org' }),
+      Code.NotFound,
+      /no federation/,
+    );
     await rejects(f.client.bundles.getFederatedBundle({ trustDomain: 'del.org' }), Code.NotFound, /no bundle/);
-    await rejects(f.client.trustDomains.deleteFederationRelationship({ trustDomain: 'del.org' }), Code.NotFound, /no federation/);
+    await rejects(
+      f.client.trustDomains.deleteFederationRelationship({ trustDomain: 'del.org' }),
+      Code.NotFound,
+      /no federation/,
+    );
   });
 });
 
 describe('TrustDomainService with a bundle fetcher', () => {
   it('refreshes through AdminDeps.refreshBundle', async () => {
-    const fetched = SpiffeBundle.fromBundles({ x509: createTestCa({ trustDomain: 'live.org' }).x509Bundle(), sequenceNumber: 7n });
+    const fetched = SpiffeBundle.fromBundles({
+      x509: createTestCa({ trustDomain: 'live.org' }).x509Bundle(),
+      sequenceNumber: 7n,
+    });
     const asked: string[] = [];
     const f = await startAdminFixture({
       refreshBundle: async (td) => {

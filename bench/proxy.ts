@@ -1,0 +1,505 @@
+/**
+ * The mTLS proxy beside nginx and HAProxy (when installed) and a plain node:tls pipe,
+ * each terminating mTLS in front of the same plaintext HTTP backend on this machine:
+ * full mTLS handshakes per second (no resumption; each connection carries one request),
+ * keep-alive requests per second with p50/p99 latency at 50 connections, the proxy's CPU
+ * time per request and per handshake, and its RSS — each with its ratio to nginx.
+ *
+ * The proxy under test runs alone on core 0 (`taskset`); the load generator (Node, with
+ * client certificates — wrk and h2load have no client-certificate option) and the backend
+ * share core 1. Each row says which side ran out of CPU first.
+ *
+ * Run: `npm run bench -- proxy`, or `node --conditions=steeple-source --import tsx bench/proxy.ts`.
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { cpus, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createTestCa } from '@steeple/spiffe/testing';
+import { fmt, printTable, type Row } from './table.js';
+
+const ROOT = resolve(import.meta.dirname, '..');
+const PROXY_MAIN = join(ROOT, 'packages/steeple/test/support/proxy-main.ts');
+const CONNECTIONS = 50;
+const HANDSHAKE_CONCURRENCY = 32;
+const SECONDS = Number(process.env['BENCH_PROXY_SECONDS'] ?? 5);
+
+// ---- helper processes, written as plain .mjs so they run without a TypeScript loader ----
+
+/** A plaintext HTTP/1.1 backend: answers every request head with a fixed 200 response. */
+const BACKEND = `
+import net from 'node:net';
+const body = 'hello from the backend\\n';
+const res = Buffer.from('HTTP/1.1 200 OK\\r\\ncontent-type: text/plain\\r\\ncontent-length: ' + body.length + '\\r\\n\\r\\n' + body);
+const server = net.createServer({ noDelay: true }, (s) => {
+  let carry = '';
+  s.on('data', (d) => {
+    const text = carry + d.toString('latin1');
+    let n = 0, at = 0, i;
+    while ((i = text.indexOf('\\r\\n\\r\\n', at)) >= 0) { n++; at = i + 4; }
+    carry = text.slice(at);
+    if (n === 1) s.write(res); else if (n > 1) s.write(Buffer.concat(Array(n).fill(res)));
+  });
+  s.on('error', () => {});
+});
+server.listen(Number(process.argv[2]), '127.0.0.1', () => process.stdout.write('ready\\n'));
+`;
+
+/** The baseline: node:tls terminating mTLS and piping bytes to the backend (Node's defaults). */
+const NODE_PIPE = `
+import fs from 'node:fs'; import net from 'node:net'; import tls from 'node:tls';
+const [port, backend, cert, key, ca] = process.argv.slice(2);
+const server = tls.createServer({ cert: fs.readFileSync(cert), key: fs.readFileSync(key), ca: fs.readFileSync(ca),
+  requestCert: true, rejectUnauthorized: true }, (s) => {
+  const b = net.connect({ port: Number(backend), host: '127.0.0.1', noDelay: true });
+  s.setNoDelay(true);
+  s.pipe(b); b.pipe(s);
+  s.on('error', () => b.destroy()); b.on('error', () => s.destroy());
+});
+server.listen(Number(port), '127.0.0.1', () => process.stdout.write('ready\\n'));
+`;
+
+/**
+ * The load generator. keepalive: CONNECTIONS connections, each sending GET after GET;
+ * handshake: new connections (full handshake, no session reuse), one request each.
+ * Prints one JSON line: requests, seconds, latency percentiles, its own CPU time.
+ */
+const LOADGEN = `
+import fs from 'node:fs'; import tls from 'node:tls';
+const [mode, port, seconds, conns, cert, key, ca] = process.argv.slice(2);
+const ctx = tls.createSecureContext({ cert: fs.readFileSync(cert), key: fs.readFileSync(key), ca: fs.readFileSync(ca) });
+const opts = { host: '127.0.0.1', port: Number(port), secureContext: ctx, rejectUnauthorized: true,
+  checkServerIdentity: () => undefined, ALPNProtocols: ['http/1.1'] };
+const req = Buffer.from('GET /api/items HTTP/1.1\\r\\nhost: bench\\r\\nuser-agent: steeple-bench\\r\\n\\r\\n');
+const reqClose = Buffer.from('GET /api/items HTTP/1.1\\r\\nhost: bench\\r\\nconnection: close\\r\\n\\r\\n');
+const lat = new Float64Array(4_000_000); let nlat = 0; let done = 0; let errors = 0; let stop = false;
+function complete(buf) {
+  const end = buf.indexOf('\\r\\n\\r\\n'); if (end < 0) return -1;
+  const m = /content-length:\\s*(\\d+)/i.exec(buf.toString('latin1', 0, end));
+  const total = end + 4 + (m ? Number(m[1]) : 0);
+  return buf.length >= total ? total : -1;
+}
+function keepalive() {
+  const s = tls.connect(opts); let buf = Buffer.alloc(0); let t0 = 0;
+  s.setNoDelay(true);
+  const send = () => { if (stop) { s.destroy(); return; } t0 = performance.now(); s.write(req); };
+  s.on('secureConnect', send);
+  s.on('data', (d) => {
+    buf = buf.length ? Buffer.concat([buf, d]) : d;
+    const n = complete(buf); if (n < 0) return;
+    buf = buf.subarray(n); done++; if (nlat < lat.length) lat[nlat++] = performance.now() - t0; send();
+  });
+  s.on('error', () => { errors++; });
+  s.on('close', () => { if (!stop) setTimeout(keepalive, 10); });
+}
+function handshake() {
+  if (stop) return;
+  const t0 = performance.now();
+  const s = tls.connect(opts); let buf = Buffer.alloc(0); let ok = false;
+  s.on('secureConnect', () => s.write(reqClose));
+  s.on('data', (d) => {
+    buf = buf.length ? Buffer.concat([buf, d]) : d;
+    if (!ok && complete(buf) >= 0) { ok = true; done++; if (nlat < lat.length) lat[nlat++] = performance.now() - t0; s.destroy(); }
+  });
+  s.on('error', () => { if (!ok) errors++; });
+  s.on('close', () => handshake());
+}
+const start = performance.now(); const cpu0 = process.cpuUsage();
+for (let i = 0; i < Number(conns); i++) (mode === 'keepalive' ? keepalive : handshake)();
+setTimeout(() => {
+  stop = true;
+  const secs = (performance.now() - start) / 1000; const cpu = process.cpuUsage(cpu0);
+  const sorted = lat.subarray(0, nlat).sort();
+  const pick = (q) => sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : 0;
+  process.stdout.write(JSON.stringify({ done, errors, secs, p50: pick(0.5), p99: pick(0.99),
+    cpuMs: (cpu.user + cpu.system) / 1000 }) + '\\n');
+  process.exit(0);
+}, Number(seconds) * 1000);
+`;
+
+interface LoadResult {
+  readonly done: number;
+  readonly errors: number;
+  readonly secs: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly cpuMs: number;
+}
+
+interface Contender {
+  readonly name: string;
+  readonly note: string;
+  start(port: number): Promise<ChildProcess>;
+}
+
+function hasCommand(cmd: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const pinning = cpus().length >= 2 && hasCommand('taskset');
+const PROXY_CPU = '0';
+const LOAD_CPU = '1';
+
+function pinned(cpu: string, cmd: string, args: string[], extra: { cwd?: string } = {}): ChildProcess {
+  const [file, argv] = pinning ? ['taskset', ['-c', cpu, cmd, ...args]] : [cmd, args];
+  return spawn(file as string, argv as string[], { stdio: ['ignore', 'pipe', 'pipe'], ...extra });
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((r) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => r(p));
+    });
+  });
+}
+
+async function waitForPort(port: number, child: ChildProcess, what: string): Promise<void> {
+  let stderr = '';
+  child.stderr?.on('data', (d) => {
+    stderr += d;
+  });
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`${what} exited: ${stderr.trim()}`);
+    const ok = await new Promise<boolean>((r) => {
+      const s = connect(port, '127.0.0.1');
+      s.once('connect', () => {
+        s.destroy();
+        r(true);
+      });
+      s.once('error', () => r(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`${what} did not listen on ${port}: ${stderr.trim()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** CPU time (ms) and RSS (bytes) of a process and its descendants, from /proc. */
+function processTree(pid: number): number[] {
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) {
+    try {
+      const tasks = readFileSync(`/proc/${out[i]}/task/${out[i]}/children`, 'utf8').trim();
+      if (tasks !== '') out.push(...tasks.split(/\s+/).map(Number));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+function cpuMs(pid: number): number {
+  const tick = 100; // USER_HZ on Linux
+  let total = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      total += ((Number(fields[11]) + Number(fields[12])) * 1000) / tick;
+    } catch {
+      /* gone */
+    }
+  }
+  return total;
+}
+
+function rssBytes(pid: number): number {
+  let total = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
+      if (m) total += Number(m[1]) * 1024;
+    } catch {
+      /* gone */
+    }
+  }
+  return total;
+}
+
+async function load(
+  dir: string,
+  mode: 'keepalive' | 'handshake',
+  port: number,
+  seconds: number,
+  client: { cert: string; key: string; ca: string },
+): Promise<LoadResult> {
+  const conns = mode === 'keepalive' ? CONNECTIONS : HANDSHAKE_CONCURRENCY;
+  const child = pinned(LOAD_CPU, process.execPath, [
+    join(dir, 'loadgen.mjs'),
+    mode,
+    String(port),
+    String(seconds),
+    String(conns),
+    client.cert,
+    client.key,
+    client.ca,
+  ]);
+  let out = '';
+  let err = '';
+  child.stdout?.on('data', (d) => {
+    out += d;
+  });
+  child.stderr?.on('data', (d) => {
+    err += d;
+  });
+  await new Promise((r) => child.on('close', r));
+  const line = out.trim().split('\n').pop() ?? '';
+  if (line === '') throw new Error(`load generator failed: ${err.trim()}`);
+  return JSON.parse(line) as LoadResult;
+}
+
+interface Measured {
+  readonly name: string;
+  readonly note: string;
+  readonly handshakes: number;
+  readonly handshakeCpuUs: number;
+  readonly handshakeBottleneck: string;
+  readonly rps: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly requestCpuUs: number;
+  readonly rpsBottleneck: string;
+  readonly rss: number;
+  readonly errors: number;
+}
+
+function bottleneck(proxyCpuMs: number, load: LoadResult): string {
+  const wall = load.secs * 1000;
+  const proxy = proxyCpuMs / wall;
+  const gen = load.cpuMs / wall;
+  const pct = (x: number) => `${Math.round(x * 100)}%`;
+  const side = proxy >= 0.9 ? 'proxy' : gen >= 0.85 ? 'load gen' : 'neither';
+  return `${side} (proxy ${pct(proxy)}, load ${pct(gen)})`;
+}
+
+async function measure(dir: string, c: Contender, client: { cert: string; key: string; ca: string }): Promise<Measured> {
+  const port = await freePort();
+  const proc = await c.start(port);
+  try {
+    await waitForPort(port, proc, c.name);
+    const pid = proc.pid as number;
+    // Warm up (JIT, pools), then measure each figure on its own.
+    await load(dir, 'keepalive', port, 1, client);
+    let cpu0 = cpuMs(pid);
+    const ka = await load(dir, 'keepalive', port, SECONDS, client);
+    const kaCpu = cpuMs(pid) - cpu0;
+    const rss = rssBytes(pid);
+    await load(dir, 'handshake', port, 1, client);
+    cpu0 = cpuMs(pid);
+    const hs = await load(dir, 'handshake', port, SECONDS, client);
+    const hsCpu = cpuMs(pid) - cpu0;
+    return {
+      name: c.name,
+      note: c.note,
+      handshakes: hs.done / hs.secs,
+      handshakeCpuUs: (hsCpu * 1000) / Math.max(1, hs.done),
+      handshakeBottleneck: bottleneck(hsCpu, hs),
+      rps: ka.done / ka.secs,
+      p50: ka.p50,
+      p99: ka.p99,
+      requestCpuUs: (kaCpu * 1000) / Math.max(1, ka.done),
+      rpsBottleneck: bottleneck(kaCpu, ka),
+      rss,
+      errors: ka.errors + hs.errors,
+    };
+  } finally {
+    proc.kill('SIGTERM');
+    await new Promise((r) => {
+      if (proc.exitCode !== null) r(undefined);
+      else proc.on('close', r);
+    });
+  }
+}
+
+export async function benchProxy(): Promise<Row[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'steeple-bench-proxy-'));
+  const ca = createTestCa({ trustDomain: 'example.org' });
+  const serverSvid = ca.issueX509Svid('spiffe://example.org/ns/bench/sa/backend', { ttlSeconds: 86_400 });
+  const clientSvid = ca.issueX509Svid('spiffe://example.org/ns/bench/sa/loadgen', { ttlSeconds: 86_400 });
+  const write = (name: string, text: string) => {
+    const p = join(dir, name);
+    writeFileSync(p, text, { mode: 0o600 });
+    return p;
+  };
+  const caPem = write('ca.pem', ca.x509Bundle().marshal());
+  const s = serverSvid.marshal();
+  const serverCert = write('server.pem', s.certificates);
+  const serverKey = write('server.key', s.privateKey);
+  write('server-combined.pem', s.certificates + s.privateKey);
+  const cl = clientSvid.marshal();
+  const client = { cert: write('client.pem', cl.certificates), key: write('client.key', cl.privateKey), ca: caPem };
+  write('backend.mjs', BACKEND);
+  write('node-pipe.mjs', NODE_PIPE);
+  write('loadgen.mjs', LOADGEN);
+
+  const backendPort = await freePort();
+  const backend = pinned(LOAD_CPU, process.execPath, [join(dir, 'backend.mjs'), String(backendPort)]);
+  await waitForPort(backendPort, backend, 'backend');
+
+  const steeple = (name: string, protocol: 'tcp' | 'http', withPolicy: boolean): Contender => ({
+    name,
+    note: withPolicy ? 'policy + audit to file' : 'no policy, audit off',
+    start: async (port) => {
+      const policy = write(
+        `${name}-policy.yaml`,
+        `policies:
+  - name: no-admin
+    action: DENY
+    rules:
+      - to: [{ operation: { paths: ["/admin*"] } }]
+  - name: loadgen
+    action: ALLOW
+    rules:
+      - from: [{ source: { principals: ["spiffe://example.org/ns/bench/sa/*"] } }]
+`,
+      );
+      const config = write(
+        `${name}.yaml`,
+        `log_level: warn
+identity: { files: { cert: ${serverCert}, key: ${serverKey}, bundle: ${caPem} } }
+inbound:
+  - { name: bench, listen: "127.0.0.1:${port}", target: "127.0.0.1:${backendPort}", protocol: ${protocol}, mode: STRICT }
+${withPolicy ? `policy: { file: ${policy} }\naudit: { output: file, path: ${join(dir, `${name}-audit.log`)}, max_size_bytes: 104857600 }` : 'audit: { output: none }'}
+`,
+      );
+      return pinned(
+        PROXY_CPU,
+        process.execPath,
+        ['--conditions=steeple-source', '--import', 'tsx', PROXY_MAIN, 'proxy', 'run', '-config', config],
+        { cwd: ROOT },
+      );
+    },
+  });
+
+  const contenders: Contender[] = [];
+  if (hasCommand('nginx')) {
+    contenders.push({
+      name: 'nginx',
+      note: `${execFileSync('sh', ['-c', 'nginx -v 2>&1']).toString().trim().replace('nginx version: ', '')}, 1 worker, defaults`,
+      start: async (port) => {
+        const conf = write(
+          `nginx-${port}.conf`,
+          `worker_processes 1;
+daemon off;
+pid ${dir}/nginx-${port}.pid;
+error_log ${dir}/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}; proxy_temp_path ${dir}; fastcgi_temp_path ${dir}; uwsgi_temp_path ${dir}; scgi_temp_path ${dir};
+  upstream app { server 127.0.0.1:${backendPort}; keepalive 64; }
+  server {
+    listen 127.0.0.1:${port} ssl;
+    ssl_certificate ${serverCert};
+    ssl_certificate_key ${serverKey};
+    ssl_client_certificate ${caPem};
+    ssl_verify_client on;
+    keepalive_requests 10000000;
+    location / {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+`,
+        );
+        return pinned(PROXY_CPU, 'nginx', ['-c', conf, '-e', join(dir, 'nginx-error.log')]);
+      },
+    });
+  }
+  if (hasCommand('haproxy')) {
+    contenders.push({
+      name: 'HAProxy',
+      note: `${execFileSync('haproxy', ['-v']).toString().split('\n')[0]?.split(' ')[2] ?? ''}, nbthread 1, defaults`,
+      start: async (port) => {
+        const conf = write(
+          `haproxy-${port}.cfg`,
+          `global
+  nbthread 1
+  maxconn 4000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:${port} ssl crt ${join(dir, 'server-combined.pem')} ca-file ${caPem} verify required
+  default_backend be
+backend be
+  server app 127.0.0.1:${backendPort}
+`,
+        );
+        return pinned(PROXY_CPU, 'haproxy', ['-db', '-f', conf]);
+      },
+    });
+  }
+  contenders.push({
+    name: 'node:tls pipe',
+    note: `Node ${process.version}, tls.createServer + pipe, defaults`,
+    start: async (port) =>
+      pinned(PROXY_CPU, process.execPath, [
+        join(dir, 'node-pipe.mjs'),
+        String(port),
+        String(backendPort),
+        serverCert,
+        serverKey,
+        caPem,
+      ]),
+  });
+  contenders.push(steeple('Steeple tcp', 'tcp', false));
+  contenders.push(steeple('Steeple tcp+policy', 'tcp', true));
+  contenders.push(steeple('Steeple http+policy', 'http', true));
+
+  const results: Measured[] = [];
+  try {
+    for (const c of contenders) results.push(await measure(dir, c, client));
+  } finally {
+    backend.kill('SIGTERM');
+  }
+
+  const nginx = results.find((r) => r.name === 'nginx');
+  const pipe = results.find((r) => r.name === 'node:tls pipe');
+  const ratio = (v: number, base: number | undefined, higherIsBetter = true) =>
+    base === undefined || base === 0 ? '' : `${Math.round(((higherIsBetter ? v / base : base / v) || 0) * 100)} %`;
+  const rows: Row[] = results.map((r) => ({
+    proxy: r.name,
+    'handshakes/s': fmt(r.handshakes),
+    'vs nginx': ratio(r.handshakes, nginx?.handshakes),
+    'vs pipe': ratio(r.handshakes, pipe?.handshakes),
+    'keep-alive req/s': fmt(r.rps),
+    'vs nginx ': ratio(r.rps, nginx?.rps),
+    'vs pipe ': ratio(r.rps, pipe?.rps),
+    'p50 ms': r.p50.toFixed(2),
+    'p99 ms': r.p99.toFixed(2),
+    'CPU µs/req': fmt(r.requestCpuUs),
+    'CPU µs/handshake': fmt(r.handshakeCpuUs),
+    'RSS MiB': (r.rss / 1048576).toFixed(0),
+    'bottleneck (keep-alive)': r.rpsBottleneck,
+    'bottleneck (handshakes)': r.handshakeBottleneck,
+    errors: r.errors,
+    setup: r.note,
+  }));
+  if (!pinning) rows.push({ proxy: 'note: taskset or a second core is missing; nothing was pinned' });
+  for (const missing of ['nginx', 'haproxy'].filter((c) => !hasCommand(c))) {
+    rows.push({ proxy: `note: ${missing} is not installed; its row is missing (apt-get install nginx-light haproxy)` });
+  }
+  return rows;
+}
+
+const isMain = process.argv[1] !== undefined && resolve(process.argv[1]) === resolve(import.meta.filename);
+if (isMain) {
+  printTable(
+    `mTLS proxy: ${SECONDS}s per figure, ${CONNECTIONS} keep-alive connections, ${HANDSHAKE_CONCURRENCY} concurrent handshakes, proxy on core ${PROXY_CPU}, load on core ${LOAD_CPU}`,
+    await benchProxy(),
+  );
+}
