@@ -10,7 +10,6 @@ import { ConfigError } from '../common/errors.js';
 import { type HealthServer, type Readiness, startHealthServer } from '../common/health-server.js';
 import type { Logger } from '../common/logger.js';
 import { createMetrics, type Metrics } from '../common/metrics.js';
-import { AgentNotAttestedError } from './agent-errors.js';
 import { createUnixAttestor } from './attestation/unix-attestor.js';
 import { createWorkloadAttestation, type WorkloadAttestationOptions } from './attestation/workload-attestation.js';
 import type { PeerCredentials, WorkloadAttestor } from './attestation/workload-attestor.js';
@@ -219,4 +218,3 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
   };
 }
 
-export { AgentNotAttestedError };

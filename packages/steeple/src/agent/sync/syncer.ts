@@ -369,8 +369,9 @@ export class Syncer {
         this.#closer.signal.removeEventListener('abort', onClose);
       }
       if (this.#closer.signal.aborted) break;
+      if (failures === 0) continue; // replaced on purpose (a renewed SVID): reconnect at once
       await new Promise<void>((resolve) => {
-        const timer = this.#clock.setTimer(resolve, failures === 0 ? 0 : retryDelayMs(failures, { random: this.#random }));
+        const timer = this.#clock.setTimer(resolve, retryDelayMs(failures, { random: this.#random }));
         this.#closer.signal.addEventListener('abort', () => {
           timer.cancel();
           resolve();

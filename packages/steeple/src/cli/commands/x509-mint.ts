@@ -5,10 +5,11 @@
  * @module
  */
 import { generateKeyPairSync, X509Certificate } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { createOutputOption, type OutputFormat } from '../../common/cli/output.js';
-import { ensureSecureDir, writeFileAtomic } from '../../common/fs-secure.js';
+import { writeFileAtomic } from '../../common/fs-secure.js';
 import { CliError, collect, parseTtl, withAdminClient, withSocketPath } from '../admin-command.js';
 import { buildCsr } from '../build-csr.js';
 import { formatBundle } from '../bundle-format.js';
@@ -47,7 +48,8 @@ export function x509Command(): Command {
     const keyPem = privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
     const bundlePem = formatBundle(bundle, 'pem');
     if (opts.write !== undefined) {
-      await ensureSecureDir(opts.write);
+      // A directory that exists is used as it is (it may be the current one); a new one is owner-only.
+      await mkdir(opts.write, { recursive: true, mode: 0o700 });
       const paths = {
         svid: join(opts.write, 'svid.pem'),
         key: join(opts.write, 'key.pem'),

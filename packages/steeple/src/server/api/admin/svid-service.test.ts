@@ -3,8 +3,7 @@ import { generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { JwtSvid, verifyX509Svid } from '@steeple/spiffe';
-import { buildCsr } from '../../../cli/build-csr.js';
-import { type AdminFixture, startAdminFixture } from './testing/admin-fixture.js';
+import { type AdminFixture, csrForTests, startAdminFixture } from './testing/admin-fixture.js';
 
 async function rejects(promise: Promise<unknown>, code: Code, message: RegExp): Promise<void> {
   await assert.rejects(promise, (err: unknown) => {
@@ -17,7 +16,7 @@ async function rejects(promise: Promise<unknown>, code: Code, message: RegExp): 
 
 function keyAndCsr() {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  return { publicKey, csr: buildCsr(privateKey, publicKey) };
+  return { publicKey, csr: csrForTests(privateKey, publicKey) };
 }
 
 describe('SvidService over the admin socket', () => {

@@ -3,13 +3,14 @@
  * SDK's test CA, and a real admin server on a temp Unix socket with a client connected to it.
  * @module
  */
-import { createPublicKey, type KeyObject, verify, X509Certificate } from 'node:crypto';
+import { createPublicKey, type KeyObject, sign, verify, X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { CertificationRequest } from '@peculiar/asn1-csr';
+import { CertificationRequest, CertificationRequestInfo } from '@peculiar/asn1-csr';
 import { AsnConvert } from '@peculiar/asn1-schema';
+import { AlgorithmIdentifier, Name, SubjectPublicKeyInfo } from '@peculiar/asn1-x509';
 import { SpiffeBundle, TrustDomain } from '@steeple/spiffe';
 import { CertificateIssuer } from '@steeple/spiffe/issuance';
 import { createTestCa, createTestJwtAuthority, type TestCa } from '@steeple/spiffe/testing';
@@ -51,6 +52,21 @@ export function createFakeAdminCa(trustDomain: TrustDomain): AdminCa & { readonl
     },
     bundle: () => bundle,
   };
+}
+
+/** A PKCS#10 CSR (DER) for an EC P-256 key pair, signed with ECDSA-SHA256, for tests. */
+export function csrForTests(privateKey: KeyObject, publicKey: KeyObject): Uint8Array {
+  const info = new CertificationRequestInfo({
+    version: 0,
+    subject: new Name(),
+    subjectPKInfo: AsnConvert.parse(publicKey.export({ type: 'spki', format: 'der' }), SubjectPublicKeyInfo),
+  });
+  const csr = new CertificationRequest({
+    certificationRequestInfo: info,
+    signatureAlgorithm: new AlgorithmIdentifier({ algorithm: '1.2.840.10045.4.3.2' }),
+    signature: new Uint8Array(sign('sha256', Buffer.from(AsnConvert.serialize(info)), privateKey)).buffer,
+  });
+  return new Uint8Array(AsnConvert.serialize(csr));
 }
 
 /** A PKCS#10 parser for tests: checks the self-signature and returns the public key. */
