@@ -351,10 +351,10 @@ export async function benchProxy(): Promise<Row[]> {
       const policy = write(
         `${name}-policy.yaml`,
         `policies:
-  - name: no-admin
+  - name: ${protocol === 'http' ? 'no-admin' : 'no-foreigners'}
     action: DENY
     rules:
-      - to: [{ operation: { paths: ["/admin*"] } }]
+      - ${protocol === 'http' ? 'to: [{ operation: { paths: ["/admin*"] } }]' : 'from: [{ source: { notTrustDomains: [example.org] } }]'}
   - name: loadgen
     action: ALLOW
     rules:

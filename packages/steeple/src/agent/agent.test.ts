@@ -10,7 +10,7 @@ import { Code } from '@connectrpc/connect';
 import { JwtBundle, JwtSvid, X509Svid } from '@steeple/spiffe';
 import { ManualClock } from '@steeple/spiffe/testing';
 import { createSilentLogger } from '../common/logger.js';
-import { type Agent, startAgent, type StartAgentOptions } from './agent.js';
+import { type Agent, type StartAgentOptions, startAgent } from './agent.js';
 import { AgentConfigSchema } from './config.js';
 import { type FakeAgentApi, startFakeAgentApi } from './testing/fake-agent-api.js';
 import { createRawWorkloadClient } from './testing/raw-workload-client.js';
@@ -96,8 +96,14 @@ describe('agent against a fake Agent API server', () => {
       try {
         const err = await new StreamReader(client.api.fetchX509SVID({})).error();
         assert.equal(err.code, Code.InvalidArgument, `header ${header}`);
-        await assert.rejects(client.api.fetchJWTSVID({ audience: ['a'] }), (e: { code: Code }) => e.code === Code.InvalidArgument);
-        await assert.rejects(client.api.validateJWTSVID({ audience: 'a', svid: 'x' }), (e: { code: Code }) => e.code === Code.InvalidArgument);
+        await assert.rejects(
+          client.api.fetchJWTSVID({ audience: ['a'] }),
+          (e: { code: Code }) => e.code === Code.InvalidArgument,
+        );
+        await assert.rejects(
+          client.api.validateJWTSVID({ audience: 'a', svid: 'x' }),
+          (e: { code: Code }) => e.code === Code.InvalidArgument,
+        );
       } finally {
         client.close();
       }
@@ -164,14 +170,25 @@ describe('agent against a fake Agent API server', () => {
       const again = await client.api.fetchJWTSVID({ audience: ['cache', 'db'] });
       assert.equal(again.svids[0]!.svid, token, 'the same token until half life');
       assert.equal((fake.calls.get('NewJwtSvid') ?? 0) - before, 1);
-      const jwt = await JwtSvid.parseAndValidate(token, JwtBundle.parse('example.org', fake.jwt.jwtBundle().marshal()), ['db'], { clock });
+      const jwt = await JwtSvid.parseAndValidate(
+        token,
+        JwtBundle.parse('example.org', fake.jwt.jwtBundle().marshal()),
+        ['db'],
+        { clock },
+      );
       assert.equal(jwt.id.toString(), 'spiffe://example.org/web');
 
       const valid = await client.api.validateJWTSVID({ audience: 'db', svid: token });
       assert.equal(valid.spiffeId, 'spiffe://example.org/web');
       assert.deepEqual(valid.claims?.['aud'], ['db', 'cache']);
-      await assert.rejects(client.api.validateJWTSVID({ audience: 'other', svid: token }), (e: { code: Code }) => e.code === Code.InvalidArgument);
-      await assert.rejects(client.api.fetchJWTSVID({ audience: [] }), (e: { code: Code }) => e.code === Code.InvalidArgument);
+      await assert.rejects(
+        client.api.validateJWTSVID({ audience: 'other', svid: token }),
+        (e: { code: Code }) => e.code === Code.InvalidArgument,
+      );
+      await assert.rejects(
+        client.api.fetchJWTSVID({ audience: [] }),
+        (e: { code: Code }) => e.code === Code.InvalidArgument,
+      );
       await assert.rejects(
         client.api.fetchJWTSVID({ audience: ['db'], spiffeId: 'spiffe://example.org/other' }),
         (e: { code: Code }) => e.code === Code.PermissionDenied,
@@ -190,15 +207,22 @@ describe('agent against a fake Agent API server', () => {
 
       const second = fake.addEntry({ spiffeId: 'spiffe://example.org/admin', selectors: [mySelector] });
       let msg = await stream.next();
-      assert.deepEqual(msg.svids.map((s) => s.spiffeId), ['spiffe://example.org/web', 'spiffe://example.org/admin']);
+      assert.deepEqual(
+        msg.svids.map((s) => s.spiffeId),
+        ['spiffe://example.org/web', 'spiffe://example.org/admin'],
+      );
 
       // Past the jittered half life (30 min ± 3) of the 1 h SVIDs: both rotate.
       clock.advance(34 * 60_000);
-      msg = await eventually(async () => {
-        const m = await stream.next();
-        const serials = m.svids.map((s) => new X509Certificate(Buffer.from(s.x509Svid)).serialNumber);
-        return serials.length === 2 && !serials.includes(serial) ? m : undefined;
-      }, 10_000, 'rotated SVIDs');
+      msg = await eventually(
+        async () => {
+          const m = await stream.next();
+          const serials = m.svids.map((s) => new X509Certificate(Buffer.from(s.x509Svid)).serialNumber);
+          return serials.length === 2 && !serials.includes(serial) ? m : undefined;
+        },
+        10_000,
+        'rotated SVIDs',
+      );
       assert.equal(msg.svids.length, 2);
 
       fake.removeEntry(second);
@@ -228,7 +252,10 @@ describe('agent against a fake Agent API server', () => {
     try {
       await other.syncer.whenSynced();
       assert.equal((await new StreamReader(client.api.fetchX509SVID({})).error()).code, Code.PermissionDenied);
-      await assert.rejects(client.api.fetchJWTSVID({ audience: ['a'] }), (e: { code: Code }) => e.code === Code.PermissionDenied);
+      await assert.rejects(
+        client.api.fetchJWTSVID({ audience: ['a'] }),
+        (e: { code: Code }) => e.code === Code.PermissionDenied,
+      );
     } finally {
       client.close();
       await other.close();
@@ -291,8 +318,28 @@ describe('agent config errors', () => {
         data_dir: join(dir, 'data'),
         socket_path: join(dir, 'api.sock'),
       });
-      await assert.rejects(startAgent(config, { logger: createSilentLogger() }), /trust_bundle_path: is required for the first attestation/);
+      await assert.rejects(
+        startAgent(config, { logger: createSilentLogger() }),
+        /trust_bundle_path: is required for the first attestation/,
+      );
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('E-5: answers Unavailable, not PermissionDenied, before its first sync with the server', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'steeple-agent-'));
+    const fake = await startFakeAgentApi({ joinTokens: ['t'] });
+    const config = configFor(fake, dir, 't');
+    await fake.close(); // nobody listens on that port any more
+    const agent = await startAgent(config, { logger: createSilentLogger() });
+    const client = createRawWorkloadClient(config.socket_path);
+    try {
+      assert.equal((await new StreamReader(client.api.fetchX509SVID({})).error()).code, Code.Unavailable);
+      assert.equal(agent.readiness().ready, false);
+    } finally {
+      client.close();
+      await agent.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -60,12 +60,18 @@ export function readBootstrapBundle(path: string, trustDomain: TrustDomain): Spi
   try {
     pem = readFileSync(path, 'utf8');
   } catch (cause) {
-    throw new ConfigError([{ path: 'trust_bundle_path', message: `cannot read ${JSON.stringify(path)}: ${(cause as Error).message}` }], { cause });
+    throw new ConfigError(
+      [{ path: 'trust_bundle_path', message: `cannot read ${JSON.stringify(path)}: ${(cause as Error).message}` }],
+      { cause },
+    );
   }
   try {
     return SpiffeBundle.fromBundles({ x509: X509Bundle.parse(trustDomain, pem) });
   } catch (cause) {
-    throw new ConfigError([{ path: 'trust_bundle_path', message: `${JSON.stringify(path)}: ${(cause as Error).message}` }], { cause });
+    throw new ConfigError(
+      [{ path: 'trust_bundle_path', message: `${JSON.stringify(path)}: ${(cause as Error).message}` }],
+      { cause },
+    );
   }
 }
 
@@ -124,9 +130,18 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
     material: () => identity.material(),
     clock,
   });
-  const syncs = metrics.histogram({ name: 'agent_sync_duration_seconds', help: 'Duration of successful syncs with the server' });
-  const syncFailures = metrics.counter({ name: 'agent_sync_failures_total', help: 'Syncs with the server that failed' });
-  const signed = metrics.counter({ name: 'agent_x509_svids_signed_total', help: 'Workload X.509-SVIDs obtained from the server' });
+  const syncs = metrics.histogram({
+    name: 'agent_sync_duration_seconds',
+    help: 'Duration of successful syncs with the server',
+  });
+  const syncFailures = metrics.counter({
+    name: 'agent_sync_failures_total',
+    help: 'Syncs with the server that failed',
+  });
+  const signed = metrics.counter({
+    name: 'agent_x509_svids_signed_total',
+    help: 'Workload X.509-SVIDs obtained from the server',
+  });
   const syncer = new Syncer({
     identity,
     connection,
@@ -146,9 +161,13 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
   const workloadApi = await startWorkloadApiServer({
     socketPath: config.socket_path,
     cache,
-    attestation: createWorkloadAttestation(attestors, options.sameProcess === undefined ? {} : { sameProcess: options.sameProcess }),
+    attestation: createWorkloadAttestation(
+      attestors,
+      options.sameProcess === undefined ? {} : { sameProcess: options.sameProcess },
+    ),
     mintJwtSvid: (entry, audience) => syncer.mintJwtSvid(entry, audience),
     allowUnauthenticatedVerifiers: config.allow_unauthenticated_verifiers,
+    ready: () => syncer.synced,
     clock,
     logger: logger.child({ component: 'workload-api' }),
     ...(options.readCredentials === undefined ? {} : { readCredentials: options.readCredentials }),
@@ -162,7 +181,8 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
     if (!identity.isUsable()) {
       return { ready: false, reason: identity.problem ?? syncer.lastError ?? 'waiting for node attestation' };
     }
-    if (!syncer.synced) return { ready: false, reason: syncer.lastError ?? 'waiting for the first sync with the server' };
+    if (!syncer.synced)
+      return { ready: false, reason: syncer.lastError ?? 'waiting for the first sync with the server' };
     return { ready: true };
   };
 
@@ -217,4 +237,3 @@ export async function startAgent(config: AgentConfig, options: StartAgentOptions
     },
   };
 }
-

@@ -52,7 +52,10 @@ log_level: DEBUG
     const found = problems(`${minimal}server_prot: 8081\n`);
     assert.equal(found.length, 1);
     assert.match(found[0] as string, /^server_prot: unknown key \(did you mean "server_port"\?\)/);
-    assert.match(problems(`${minimal}workload_attestors: { unix: { discover_path: true } }\n`)[0] as string, /^workload_attestors\.unix\.discover_path: unknown key/);
+    assert.match(
+      problems(`${minimal}workload_attestors: { unix: { discover_path: true } }\n`)[0] as string,
+      /^workload_attestors\.unix\.discover_path: unknown key/,
+    );
   });
 
   it('requires exactly one node attestation method', () => {

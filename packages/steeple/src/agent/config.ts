@@ -33,7 +33,11 @@ export const DEFAULT_SERVER_PORT = 8081;
 const trustDomainSchema = z.string().transform((input, ctx) => {
   const td = TrustDomain.tryParse(input);
   if (td instanceof Error) {
-    ctx.addIssue({ code: 'custom', message: `${JSON.stringify(input)} is not a trust domain name: ${td.message}`, input });
+    ctx.addIssue({
+      code: 'custom',
+      message: `${JSON.stringify(input)} is not a trust domain name: ${td.message}`,
+      input,
+    });
     return z.NEVER;
   }
   return td.name;
@@ -90,7 +94,8 @@ export const AgentConfigSchema = z
       ctx.addIssue({
         code: 'custom',
         path: ['join_token'],
-        message: 'is required unless node_attestor is set: the agent needs one way to prove its node (join_token or node_attestor.x509pop)',
+        message:
+          'is required unless node_attestor is set: the agent needs one way to prove its node (join_token or node_attestor.x509pop)',
         input: undefined,
       });
     }

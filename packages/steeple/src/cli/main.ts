@@ -8,6 +8,7 @@ import { Command, CommanderError } from 'commander';
 import { normalizeArgvFor } from '../common/cli/argv.js';
 import { describeFailure } from './admin-command.js';
 import { type CliOutput, processOutput, withCliOutput } from './command-output.js';
+import { registerAgentCommands } from './commands/agent.js';
 import { registerServerAdminCommands } from './commands/server-admin.js';
 import { registerServerRunCommands } from './commands/server-run.js';
 
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerServerRunCommands(server);
   registerServerAdminCommands(server);
   program.addCommand(server);
+  registerAgentCommands(program);
   // Usage errors throw instead of exiting, so runCli decides the exit code (and tests can run it in-process).
   forEachCommand(program, (c) => c.showHelpAfterError().exitOverride());
   return program;

@@ -51,23 +51,58 @@ export function tlsInfo(socket: TLSSocket): { tls_version: string | undefined; t
   return { tls_version: socket.getProtocol() ?? undefined, tls_cipher: socket.getCipher()?.name };
 }
 
-/** The decision fields of an audit record. */
-export function decisionFields(
-  d: Decision,
-): Pick<AuditRecord, 'decision' | 'reason' | 'policy' | 'rule' | 'audit_policy' | 'dry_run'> {
+/** What a listener knows when it writes an audit record. */
+export interface RecordInput {
+  readonly type: AuditRecord['type'];
+  readonly listener: string;
+  readonly direction: AuditRecord['direction'];
+  readonly sourceId: string;
+  readonly destinationId: string | undefined;
+  readonly peerAddress: string;
+  /** The policy decision; undefined records an allowed exchange without policy (outbound). */
+  readonly decision: Decision | undefined;
+  /** Overrides the decision's reason (handshake failures, unreachable apps). */
+  readonly reason?: string | undefined;
+  readonly denied?: boolean;
+  readonly method?: string | undefined;
+  readonly path?: string | undefined;
+  readonly host?: string | undefined;
+  readonly status?: number | undefined;
+  readonly bytesReceived: number;
+  readonly bytesSent: number;
+  readonly durationMs: number;
+  readonly tls?: { readonly tls_version: string | undefined; readonly tls_cipher: string | undefined } | undefined;
+}
+
+/**
+ * Builds an audit record. Written field by field: object spreads followed by more keys
+ * take V8's slow path, and this runs for every request.
+ */
+export function auditRecord(i: RecordInput): AuditRecord {
+  const d = i.decision;
+  const dry = d?.dryRun;
   return {
-    decision: d.allowed ? 'allow' : 'deny',
-    reason: d.reason,
-    policy: d.policy,
-    rule: d.rule,
-    audit_policy: d.audit?.policy,
-    dry_run:
-      d.dryRun === undefined
-        ? undefined
-        : {
-            decision: d.dryRun.allowed ? 'allow' : 'deny',
-            ...(d.dryRun.policy === undefined ? {} : { policy: d.dryRun.policy, rule: d.dryRun.rule as number }),
-          },
+    type: i.type,
+    listener: i.listener,
+    direction: i.direction,
+    source_id: i.sourceId,
+    destination_id: i.destinationId,
+    peer_address: i.peerAddress,
+    decision: i.denied === true || (d !== undefined && !d.allowed) ? 'deny' : 'allow',
+    reason: i.reason ?? d?.reason,
+    policy: d?.policy,
+    rule: d?.rule,
+    audit_policy: d?.audit?.policy,
+    dry_run: dry === undefined ? undefined : { decision: dry.allowed ? 'allow' : 'deny', policy: dry.policy, rule: dry.rule },
+    method: i.method,
+    path: i.path,
+    host: i.host,
+    status: i.status,
+    bytes_received: i.bytesReceived,
+    bytes_sent: i.bytesSent,
+    duration_ms: Math.round(i.durationMs * 1000) / 1000,
+    tls_version: i.tls?.tls_version,
+    tls_cipher: i.tls?.tls_cipher,
   };
 }
 

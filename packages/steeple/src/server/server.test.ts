@@ -26,6 +26,7 @@ import { type AdminClient, createAdminClient } from '../common/admin-client.js';
 import { createLogger } from '../common/logger.js';
 import { AttestAgentRequestSchema, ChangeKind } from '../gen/steeple/agent/v1/agent_pb.js';
 import { parseServerConfig } from './config.js';
+import { createScratchSchema, type ScratchSchema } from './datastore/testing/postgres-scratch-schema.js';
 import { type RunningServer, startServer } from './server.js';
 
 const TD = 'example.org';
@@ -65,6 +66,8 @@ data_dir: ${dir}/data
 bind_address: 127.0.0.1
 bind_port: 0
 socket_path: ${dir}/admin/api.sock
+health_checks: { listener_enabled: true, bind_address: 127.0.0.1, bind_port: 0 }
+telemetry: { prometheus: { host: 127.0.0.1, port: 0 } }
 `;
 
   const start = async () => {
@@ -346,6 +349,20 @@ socket_path: ${dir}/admin/api.sock
     assert.equal((await server.readiness()).ready, true, 'the server is still up');
   });
 
+  it('serves /live, /ready and Prometheus metrics (SVIDs signed by type, calls by method and code)', async () => {
+    assert.ok(server.healthUrl && server.metricsUrl);
+    assert.equal((await fetch(`${server.healthUrl}/live`)).status, 200);
+    const ready = await fetch(`${server.healthUrl}/ready`);
+    assert.equal(ready.status, 200, await ready.text());
+    const metrics = await (await fetch(server.metricsUrl)).text();
+    assert.match(metrics, /steeple_svids_signed_total\{type="agent_x509",trust_domain="example.org"\} [1-9]/);
+    assert.match(metrics, /steeple_svids_signed_total\{type="x509",trust_domain="example.org"\} [1-9]/);
+    assert.match(metrics, /steeple_svid_signing_seconds_count\{type="jwt",trust_domain="example.org"\} [1-9]/);
+    assert.match(metrics, /steeple_agent_api_calls_total\{method="BatchNewX509Svid",code="ok",trust_domain="example.org"\} [1-9]/);
+    assert.match(metrics, /steeple_agent_api_calls_total\{method="SyncAuthorizedEntries",code="permission_denied",/);
+    assert.match(metrics, /steeple_registration_entries\{trust_domain="example.org"\} [1-9]/);
+  });
+
   it('never logs tokens or CSRs', () => {
     const text = JSON.stringify(logs.lines);
     assert.ok(!/"csr":"(?!\[redacted\])/.test(text));
@@ -365,5 +382,95 @@ socket_path: ${dir}/admin/api.sock
     const sync = await client.syncAuthorizedEntries({});
     assert.ok(sync.entries.some((e) => e.id === entry.id));
     await client.renewAgent({ csr: csrFor(newKey()) });
+  });
+});
+
+describe('two servers sharing one PostgreSQL database', () => {
+  const dirs: string[] = [];
+  const servers: RunningServer[] = [];
+  let scratch: ScratchSchema;
+  const connections: AgentApiConnection[] = [];
+
+  before(async () => {
+    scratch = await createScratchSchema();
+  });
+
+  after(async () => {
+    for (const c of connections) c.close();
+    for (const s of servers) await s.close();
+    for (const d of dirs) await rm(d, { recursive: true, force: true });
+    await scratch?.drop();
+  });
+
+  const startOne = async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'steeple-ha-'));
+    dirs.push(dir);
+    const server = await startServer(
+      parseServerConfig(`
+trust_domain: ${TD}
+data_dir: ${dir}/data
+bind_address: 127.0.0.1
+bind_port: 0
+socket_path: ${dir}/api.sock
+datastore: { type: postgres, connection_string: "${scratch.connectionString}" }
+`),
+      { logger: createLogger({ name: 'ha', level: 'silent' }), pollIntervalMs: 100 },
+    );
+    servers.push(server);
+    return server;
+  };
+
+  it('shares one bundle, lets an agent of one server call the other, and propagates changes', async () => {
+    const a = await startOne();
+    const b = await startOne();
+    // B published its CA into the bundle A already wrote: both CAs are trusted everywhere.
+    const shared = b.bundle();
+    assert.equal(shared.x509Authorities.length, 2);
+    const adminA = createAdminClient(a.adminSocketPath);
+    try {
+      const bundle = SpiffeBundle.parse(TD, shared.marshal());
+      const open = (server: RunningServer, svid?: HeldSvid) => {
+        const c = connectAgentApi({ host: '127.0.0.1', port: server.agentApiPort, bundle, ...(svid ? { svid } : {}) });
+        connections.push(c);
+        return c.client;
+      };
+      const { token: t } = await adminA.agents.createJoinToken({ ttlSeconds: 600 });
+      const key = newKey();
+      const attested = await attestAgent(open(a), { type: 'join_token', payload: enc.encode(t) }, key);
+      const svid: HeldSvid = { certChain: attested.svid!.certChain, privateKey: key };
+      // Server B knows the agent (same datastore) and trusts A's CA (same bundle).
+      const viaB = open(b, svid);
+      const { revision } = await viaB.syncAuthorizedEntries({});
+      const stream = viaB.watchChanges({ knownRevision: revision });
+      const notified = (async () => {
+        for await (const change of stream) if (change.kind === ChangeKind.ENTRIES) return change;
+        return undefined;
+      })();
+      await new Promise((r) => setTimeout(r, 50));
+      // A write through server A reaches the agent's stream on server B (by B's polling).
+      const created = await adminA.entries.createEntries({
+        entries: [
+          {
+            spiffeId: `spiffe://${TD}/ha/web`,
+            parentId: attested.spiffeId,
+            selectors: [{ type: 'unix', value: 'uid:1' }],
+          },
+        ],
+      });
+      const change = await notified;
+      assert.ok(change && change.revision > revision);
+      const delta = await viaB.syncAuthorizedEntries({ knownRevision: revision });
+      assert.deepEqual(
+        delta.entries.map((e) => e.id),
+        [created.results[0]!.entry!.id],
+      );
+      // The token was used on A: B refuses it too.
+      await expectCode(
+        attestAgent(open(b), { type: 'join_token', payload: enc.encode(t) }, newKey()),
+        Code.PermissionDenied,
+      );
+    } finally {
+      adminA.close();
+    }
   });
 });

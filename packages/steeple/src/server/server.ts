@@ -349,22 +349,7 @@ export async function startServer(config: ServerConfig, options: StartServerOpti
     }
 
     const agentApiAddress = agentApi.host;
-    const hostForHumans = agentApiAddress.includes(':') ? `[${agentApiAddress}]` : agentApiAddress;
-    logger.info(
-      {
-        trustDomain: trustDomain.name,
-        agentApiAddress,
-        agentApiPort: agentApi.port,
-        adminSocket: admin.socketPath,
-        datastore: datastore.description,
-        ...(health ? { health: health.url } : {}),
-        ...(prometheus ? { metrics: `${prometheus.url}/metrics` } : {}),
-      },
-      `server ready: trust domain ${trustDomain.name}, agent API ${hostForHumans}:${agentApi.port}, ` +
-        `admin socket ${admin.socketPath}, datastore ${datastore.description}`,
-    );
-
-    return {
+    const running: RunningServer = {
       trustDomain: trustDomain.name,
       agentApiAddress,
       agentApiPort: agentApi.port,
@@ -377,10 +362,35 @@ export async function startServer(config: ServerConfig, options: StartServerOpti
       close,
       closed,
     };
+    logger.info(
+      {
+        trustDomain: trustDomain.name,
+        agentApiAddress,
+        agentApiPort: agentApi.port,
+        adminSocket: admin.socketPath,
+        datastore: datastore.description,
+        ...(health ? { health: health.url } : {}),
+        ...(prometheus ? { metrics: running.metricsUrl } : {}),
+      },
+      describeRunningServer(running),
+    );
+    return running;
   } catch (err) {
     await stopAll();
     throw err;
   }
+}
+
+/**
+ * One line for people: `server ready: trust domain example.org, agent API 0.0.0.0:8081,
+ * admin socket /tmp/steeple-server/private/api.sock, datastore sqlite:/var/lib/…` (no secrets).
+ */
+export function describeRunningServer(server: RunningServer): string {
+  const host = server.agentApiAddress.includes(':') ? `[${server.agentApiAddress}]` : server.agentApiAddress;
+  return (
+    `server ready: trust domain ${server.trustDomain}, agent API ${host}:${server.agentApiPort}, ` +
+    `admin socket ${server.adminSocketPath}, datastore ${server.datastoreDescription}`
+  );
 }
 
 /** Prunes expired join tokens and entries and old entry events, and samples the agent count. */

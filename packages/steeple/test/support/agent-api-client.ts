@@ -84,7 +84,7 @@ export function connectAgentApi(options: AgentApiConnectionOptions): AgentApiCon
       },
     },
   );
-  const transport = createGrpcTransport({ baseUrl, httpVersion: '2', sessionManager: sessions });
+  const transport = createGrpcTransport({ baseUrl, sessionManager: sessions });
   return {
     client: createClient(AgentApiService, transport),
     close: () => sessions.abort(),

@@ -56,7 +56,8 @@ function loadLibc(): Libc {
 /** The file descriptor behind a net.Socket (Node-internal: `_handle.fd`). */
 export function socketFd(socket: Socket): number {
   const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
-  if (typeof fd !== 'number' || fd < 0) throw new Error('the socket has no file descriptor (closed, or not a Unix socket)');
+  if (typeof fd !== 'number' || fd < 0)
+    throw new Error('the socket has no file descriptor (closed, or not a Unix socket)');
   return fd;
 }
 

@@ -34,7 +34,8 @@ export function createWorkloadAttestation(
       try {
         results = await Promise.all(attestors.map((a) => a.attest(peer, signal)));
       } catch (err) {
-        const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'the process has exited' : (err as Error).message;
+        const reason =
+          (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'the process has exited' : (err as Error).message;
         throw new WorkloadAttestationError(peer.pid, reason, { cause: err });
       }
       if (!sameProcess(peer)) {

@@ -80,7 +80,7 @@ export class BundleCache {
       const td = b.trustDomain.name;
       if (td === this.trustDomain) continue; // never let a federated copy shadow the own bundle
       const before = this.#federated.get(td);
-      if (before !== undefined && before.equals(b)) next.set(td, before);
+      if (before?.equals(b)) next.set(td, before);
       else {
         next.set(td, b);
         changed.add(td);

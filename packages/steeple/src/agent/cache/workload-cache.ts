@@ -11,8 +11,9 @@
  * the alias entries themselves; those never identify a local process.
  * @module
  */
-import { type CachedEntry, compareEntries, entryMatches } from './cached-entry.js';
+
 import type { BundleCache } from './bundle-cache.js';
+import { type CachedEntry, compareEntries, entryMatches } from './cached-entry.js';
 import type { EntryCache } from './entry-cache.js';
 import type { IssuedX509Svid } from './issued-x509-svid.js';
 

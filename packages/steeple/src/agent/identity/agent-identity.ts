@@ -182,7 +182,8 @@ export class AgentIdentity {
   #whyNotReattest(): string | undefined {
     if (this.#svid === undefined || this.#canReattest) return undefined;
     // A different join token in the config is a new proof: it may be tried.
-    if (this.#o.joinToken !== undefined && joinTokenDigest(this.#o.joinToken) !== this.#joinTokenSha256) return undefined;
+    if (this.#o.joinToken !== undefined && joinTokenDigest(this.#o.joinToken) !== this.#joinTokenSha256)
+      return undefined;
     if (this.#o.attestor.name !== this.#attestedWith) return undefined;
     const what = this.#refused
       ? 'the server no longer accepts the agent SVID (the agent was evicted, or its SVID superseded)'

@@ -41,7 +41,8 @@ export class AgentApiConnection {
 
   constructor(options: AgentApiConnectionOptions) {
     this.#options = options;
-    const host = options.address.includes(':') && !options.address.startsWith('[') ? `[${options.address}]` : options.address;
+    const host =
+      options.address.includes(':') && !options.address.startsWith('[') ? `[${options.address}]` : options.address;
     this.#baseUrl = `https://${host}:${options.port}`;
   }
 

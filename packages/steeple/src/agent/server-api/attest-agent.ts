@@ -5,7 +5,7 @@
  * attest the same way again once this SVID has expired.
  * @module
  */
-import { type MessageInitShape } from '@bufbuild/protobuf';
+import type { MessageInitShape } from '@bufbuild/protobuf';
 import { SpiffeBundle, type TrustDomain, X509Svid } from '@steeple/spiffe';
 import type { AttestAgentRequestSchema } from '../../gen/steeple/agent/v1/agent_pb.js';
 import type { NodeAttestorClient } from '../node-attestation/index.js';
@@ -78,16 +78,23 @@ export async function attestAgent(
   });
   let result: AttestedIdentity | undefined;
   try {
-    for await (const res of client.attestAgent(requests, { signal: options.signal, timeoutMs: options.timeoutMs ?? 60_000 })) {
+    for await (const res of client.attestAgent(requests, {
+      signal: options.signal,
+      timeoutMs: options.timeoutMs ?? 60_000,
+    })) {
       if (res.step.case === 'challenge') {
         requests.push({ step: { case: 'challengeResponse', value: await attestor.answer(res.step.value) } });
       } else if (res.step.case === 'result') {
         const r = res.step.value;
-        if (r.svid === undefined || r.bundle === undefined) throw new Error('the attestation result lacks the SVID or the bundle');
+        if (r.svid === undefined || r.bundle === undefined)
+          throw new Error('the attestation result lacks the SVID or the bundle');
         if (r.bundle.trustDomain !== trustDomain.name) {
           throw new Error(`the server sent the bundle of "${r.bundle.trustDomain}", not of "${trustDomain.name}"`);
         }
-        const svid = X509Svid.parseRaw(Buffer.concat(r.svid.certChain.map((c) => Buffer.from(c))), keys.privateKey.export({ type: 'pkcs8', format: 'der' }));
+        const svid = X509Svid.parseRaw(
+          Buffer.concat(r.svid.certChain.map((c) => Buffer.from(c))),
+          keys.privateKey.export({ type: 'pkcs8', format: 'der' }),
+        );
         if (svid.id.toString() !== r.spiffeId || !svid.id.trustDomain.equals(trustDomain)) {
           throw new Error(`the agent SVID names ${svid.id}, but the server said ${r.spiffeId}`);
         }

@@ -9,7 +9,14 @@
 import { X509Certificate } from 'node:crypto';
 import type { SecureClientSessionOptions } from 'node:http2';
 import type { PeerCertificate } from 'node:tls';
-import { type Clock, SpiffeError, type SpiffeBundle, systemClock, verifyX509Svid, type X509Svid } from '@steeple/spiffe';
+import {
+  type Clock,
+  type SpiffeBundle,
+  SpiffeError,
+  systemClock,
+  verifyX509Svid,
+  type X509Svid,
+} from '@steeple/spiffe';
 
 /** What the connection presents and trusts. */
 export interface AgentTlsMaterial {

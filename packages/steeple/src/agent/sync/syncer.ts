@@ -19,8 +19,8 @@ import type { Logger } from '../../common/logger.js';
 import { AgentNotAttestedError } from '../agent-errors.js';
 import type { CachedEntry } from '../cache/cached-entry.js';
 import { x509FieldsDiffer } from '../cache/cached-entry.js';
-import { type CachedJwtSvid, JwtSvidCache } from '../cache/jwt-svid-cache.js';
 import { issuedFromProto } from '../cache/issued-x509-svid.js';
+import { type CachedJwtSvid, JwtSvidCache } from '../cache/jwt-svid-cache.js';
 import type { WorkloadCache } from '../cache/workload-cache.js';
 import type { AgentIdentity } from '../identity/agent-identity.js';
 import type { AgentApiClient, AgentApiConnection } from '../server-api/agent-api-connection.js';
@@ -232,14 +232,18 @@ export class Syncer {
       const b = await client.getBundles({}, { timeoutMs: CALL_TIMEOUT_MS, signal });
       if (b.bundle === undefined) throw new Error('GetBundles returned no bundle for the own trust domain');
       const td = cache.bundles.trustDomain;
-      if (b.bundle.trustDomain !== td) throw new Error(`GetBundles returned the bundle of "${b.bundle.trustDomain}" as the own one`);
+      if (b.bundle.trustDomain !== td)
+        throw new Error(`GetBundles returned the bundle of "${b.bundle.trustDomain}" as the own one`);
       const own = SpiffeBundle.parse(td, b.bundle.spiffeBundleJson);
       const federated: SpiffeBundle[] = [];
       for (const f of b.federatedBundles) {
         try {
           federated.push(SpiffeBundle.parse(f.trustDomain, f.spiffeBundleJson));
         } catch (err) {
-          this.#o.logger.warn({ trustDomain: f.trustDomain, err: describe(err) }, 'ignoring an unusable federated bundle');
+          this.#o.logger.warn(
+            { trustDomain: f.trustDomain, err: describe(err) },
+            'ignoring an unusable federated bundle',
+          );
         }
       }
       bundlesChanged = cache.bundles.replace(own, federated, b.revision);
@@ -255,7 +259,11 @@ export class Syncer {
           'entries synced',
         );
       }
-      cache.notify({ entries: changes.removed.length + changes.upserted.length > 0, svids: removed.size > 0, bundles: bundlesChanged });
+      cache.notify({
+        entries: changes.removed.length + changes.upserted.length > 0,
+        svids: removed.size > 0,
+        bundles: bundlesChanged,
+      });
     }
   }
 
@@ -288,12 +296,18 @@ export class Syncer {
       res.results.forEach((r, j) => {
         const entry = batch[j] as CachedEntry;
         if (r.entryId !== entry.id) {
-          logger.error({ expected: entry.id, got: r.entryId }, 'BatchNewX509Svid answered out of order; result ignored');
+          logger.error(
+            { expected: entry.id, got: r.entryId },
+            'BatchNewX509Svid answered out of order; result ignored',
+          );
           return;
         }
         if (r.status !== undefined && r.status.code !== 0) {
           // The entry was probably removed or moved meanwhile; the next sync will tell.
-          logger.warn({ entryId: entry.id, code: Code[r.status.code] ?? r.status.code, reason: r.status.message }, 'server refused to sign an SVID');
+          logger.warn(
+            { entryId: entry.id, code: Code[r.status.code] ?? r.status.code, reason: r.status.message },
+            'server refused to sign an SVID',
+          );
           this.#pending = true;
           return;
         }
@@ -372,10 +386,14 @@ export class Syncer {
       if (failures === 0) continue; // replaced on purpose (a renewed SVID): reconnect at once
       await new Promise<void>((resolve) => {
         const timer = this.#clock.setTimer(resolve, retryDelayMs(failures, { random: this.#random }));
-        this.#closer.signal.addEventListener('abort', () => {
-          timer.cancel();
-          resolve();
-        }, { once: true });
+        this.#closer.signal.addEventListener(
+          'abort',
+          () => {
+            timer.cancel();
+            resolve();
+          },
+          { once: true },
+        );
       });
     }
   }

@@ -15,7 +15,7 @@ import { createPublicKey, type KeyObject, X509Certificate } from 'node:crypto';
 import http2, { type Http2ServerRequest, type Http2Session } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { type MessageInitShape, create } from '@bufbuild/protobuf';
+import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import {
   Code,
   ConnectError,
@@ -25,7 +25,7 @@ import {
   type ServiceImpl,
 } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
-import { SpiffeBundle, type Clock, systemClock, verifyX509Svid, SpiffeError } from '@steeple/spiffe';
+import { type Clock, SpiffeBundle, SpiffeError, systemClock, verifyX509Svid } from '@steeple/spiffe';
 import { CertificateIssuer } from '@steeple/spiffe/issuance';
 import { createTestCa, createTestJwtAuthority, type TestCa, type TestJwtAuthority } from '@steeple/spiffe/testing';
 import {
@@ -128,8 +128,7 @@ export async function startFakeAgentApi(options: FakeAgentApiOptions = {}): Prom
   const jwt = createTestJwtAuthority({ trustDomain, clock });
   const issuer = new CertificateIssuer(ca.certificate, ca.privateKey);
   const serverSvid = ca.issueX509Svid(`spiffe://${trustDomain}/spire/server`, { ttlSeconds: 24 * 3600 });
-  const ownBundle = () =>
-    SpiffeBundle.fromBundles({ x509: ca.x509Bundle(), jwt: jwt.jwtBundle(), sequenceNumber: 1 });
+  const ownBundle = () => SpiffeBundle.fromBundles({ x509: ca.x509Bundle(), jwt: jwt.jwtBundle(), sequenceNumber: 1 });
   const tokens = new Set(options.joinTokens ?? []);
   const calls = new Map<string, number>();
   const count = (name: string) => calls.set(name, (calls.get(name) ?? 0) + 1);
@@ -178,26 +177,31 @@ export async function startFakeAgentApi(options: FakeAgentApiOptions = {}): Prom
       throw err;
     }
     const serial = new X509Certificate(peer.raw).serialNumber;
-    if (agents.get(id) !== serial) throw new ConnectError(`agent ${id} unknown or SVID superseded`, Code.PermissionDenied);
+    if (agents.get(id) !== serial)
+      throw new ConnectError(`agent ${id} unknown or SVID superseded`, Code.PermissionDenied);
     return id;
   };
 
   const authorized = (agentId: string): Entry[] =>
-    [...entries.values()].filter((e) => e.parentId === agentId || e.parentId === `spiffe://${trustDomain}/spire/server`);
+    [...entries.values()].filter(
+      (e) => e.parentId === agentId || e.parentId === `spiffe://${trustDomain}/spire/server`,
+    );
 
   const impl: Impl = {
     async *attestAgent(requests: AsyncIterable<AttestAgentRequest>) {
       count('AttestAgent');
       const it = requests[Symbol.asyncIterator]();
       const first = await it.next();
-      if (first.done || first.value.step.case !== 'params') throw new ConnectError('params first', Code.InvalidArgument);
+      if (first.done || first.value.step.case !== 'params')
+        throw new ConnectError('params first', Code.InvalidArgument);
       const { data, csr } = first.value.step.value;
       const publicKey = csrPublicKey(csr);
       let agentId: string;
       let canReattest = false;
       const payload = Buffer.from(data?.payload ?? new Uint8Array()).toString('utf8');
       if (data?.type === 'join_token') {
-        if (!tokens.delete(payload)) throw new ConnectError('join token unknown or already used', Code.PermissionDenied);
+        if (!tokens.delete(payload))
+          throw new ConnectError('join token unknown or already used', Code.PermissionDenied);
         agentId = `spiffe://${trustDomain}/spire/agent/join_token/${payload}`;
       } else if (data?.type === 'test_reattest') {
         // A re-attestable method with one challenge round, standing in for x509pop.
@@ -238,7 +242,8 @@ export async function startFakeAgentApi(options: FakeAgentApiOptions = {}): Prom
       const agentId = authenticate(ctx);
       const mine = authorized(agentId);
       const known = Number(req.knownRevision);
-      if (known === 0) return { revision: BigInt(revision), full: true, entries: mine, bundlesRevision: BigInt(bundlesRevision) };
+      if (known === 0)
+        return { revision: BigInt(revision), full: true, entries: mine, bundlesRevision: BigInt(bundlesRevision) };
       const changedIds = new Set(changes.filter((c) => c.revision > known).map((c) => c.id));
       const byId = new Map(mine.map((e) => [e.id, e]));
       return {
@@ -293,7 +298,12 @@ export async function startFakeAgentApi(options: FakeAgentApiOptions = {}): Prom
         results.push({
           entryId: p.entryId,
           status: { code: 0, message: '' },
-          svid: sign(entry.spiffeId, csrPublicKey(p.csr), entry.x509SvidTtl || (options.x509SvidTtl ?? 3600), entry.dnsNames),
+          svid: sign(
+            entry.spiffeId,
+            csrPublicKey(p.csr),
+            entry.x509SvidTtl || (options.x509SvidTtl ?? 3600),
+            entry.dnsNames,
+          ),
         });
       }
       return { results };

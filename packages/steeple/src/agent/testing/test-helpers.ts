@@ -8,7 +8,11 @@ import { ConnectError } from '@connectrpc/connect';
 import { createLogger, type Logger } from '../../common/logger.js';
 
 /** Polls `check` until it returns a value other than undefined/false, or fails after `timeoutMs`. */
-export async function eventually<T>(check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000, what = 'condition'): Promise<T> {
+export async function eventually<T>(
+  check: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = 10_000,
+  what = 'condition',
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
@@ -52,7 +56,10 @@ export class StreamReader<T> {
 }
 
 /** A logger whose JSON lines are collected in `lines`. */
-export function capturingLogger(level: 'debug' | 'info' = 'info'): { logger: Logger; lines: Record<string, unknown>[] } {
+export function capturingLogger(level: 'debug' | 'info' = 'info'): {
+  logger: Logger;
+  lines: Record<string, unknown>[];
+} {
   const lines: Record<string, unknown>[] = [];
   const destination = new Writable({
     write(chunk, _enc, done) {

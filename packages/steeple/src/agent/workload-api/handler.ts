@@ -10,8 +10,9 @@
  * server.ts (E-2).
  * @module
  */
-import { Code, ConnectError, createContextKey, type HandlerContext, type ServiceImpl } from '@connectrpc/connect';
+
 import type { JsonObject } from '@bufbuild/protobuf';
+import { Code, ConnectError, createContextKey, type HandlerContext, type ServiceImpl } from '@connectrpc/connect';
 import {
   type Clock,
   type JwtBundle,
@@ -39,7 +40,9 @@ import {
 } from './responses.js';
 
 /** The caller's peer credentials, or why they could not be read; set per request by the server. */
-export const kPeer = createContextKey<PeerCredentials | Error | undefined>(undefined, { description: 'peer credentials' });
+export const kPeer = createContextKey<PeerCredentials | Error | undefined>(undefined, {
+  description: 'peer credentials',
+});
 
 export interface WorkloadApiDeps {
   readonly cache: WorkloadCache;
@@ -48,6 +51,8 @@ export interface WorkloadApiDeps {
   readonly mintJwtSvid: (entry: CachedEntry, audience: readonly string[]) => Promise<CachedJwtSvid>;
   /** Let callers without an identity fetch bundles and validate JWT-SVIDs (SPIRE's allow_unauthenticated_verifiers). */
   readonly allowUnauthenticatedVerifiers?: boolean;
+  /** Whether the caches hold the server's view yet; until then callers get UNAVAILABLE (E-5), not a refusal. */
+  readonly ready?: () => boolean;
   readonly clock?: Clock;
   readonly logger: Logger;
 }
@@ -87,6 +92,9 @@ export function createWorkloadApiHandler(deps: WorkloadApiDeps): Partial<Service
 
   /** A view that must hold an identity (or be allowed without one for verifiers). */
   const viewFor = (selectors: ReadonlySet<string>, verifierOnly: boolean): WorkloadView => {
+    if (deps.ready !== undefined && !deps.ready()) {
+      throw new ConnectError('the agent is not ready: it has not synced with the server yet', Code.Unavailable);
+    }
     const view = cache.view(selectors);
     if (view.identities.length === 0 && !(verifierOnly && deps.allowUnauthenticatedVerifiers === true)) throw denied();
     return view;

@@ -57,7 +57,8 @@ export function x509SvidResponse(
 ): X509SvidResponseInit {
   const own = x509BundleDer(bundles.own);
   const federated: Record<string, Uint8Array> = {};
-  for (const b of federatedBundles(bundles, federatesWith)) federated[bundleMapKey(b.trustDomain.name)] = x509BundleDer(b);
+  for (const b of federatedBundles(bundles, federatesWith))
+    federated[bundleMapKey(b.trustDomain.name)] = x509BundleDer(b);
   return {
     svids: identities.map(({ entry, svid }) => ({
       spiffeId: svid.spiffeId,
@@ -101,7 +102,11 @@ export function bundlesStateKey(bundles: BundleCache, federatesWith: readonly st
 }
 
 /** What an X.509-SVID stream shows, as a string. */
-export function x509StateKey(identities: readonly ReadyIdentity[], bundles: BundleCache, federatesWith: readonly string[]): string {
+export function x509StateKey(
+  identities: readonly ReadyIdentity[],
+  bundles: BundleCache,
+  federatesWith: readonly string[],
+): string {
   const svids = identities.map((i) => `${i.entry.id}/${i.svid.serial}/${i.entry.hint}`).join(';');
   return `${svids}|${bundlesStateKey(bundles, federatesWith)}`;
 }

@@ -20,7 +20,6 @@ import type { Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { Code, ConnectError, createContextValues, type Interceptor } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
-import type { Logger } from '../../common/logger.js';
 import { SpiffeWorkloadAPI } from '../../gen/spiffe/workload/workload_pb.js';
 import { readPeerCredentials, releasePeerCredentials } from '../attestation/peer-credentials.js';
 import type { PeerCredentials } from '../attestation/workload-attestor.js';
@@ -76,7 +75,9 @@ export async function startWorkloadApiServer(options: WorkloadApiServerOptions):
     shutdownSignal: shutdown.signal,
     interceptors: [securityHeaderInterceptor],
     contextValues: (req) => {
-      const session = (req as Http2ServerRequest).stream?.session as (Http2Session & { socket: WithCredentials }) | undefined;
+      const session = (req as Http2ServerRequest).stream?.session as
+        | (Http2Session & { socket: WithCredentials })
+        | undefined;
       return createContextValues().set(kPeer, session?.socket?.[kCredentials]);
     },
   });

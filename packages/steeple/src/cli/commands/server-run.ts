@@ -8,7 +8,7 @@
 import { Command } from 'commander';
 import { createNodeAttestors } from '../../server/attestation/node-attestor-catalog.js';
 import { loadServerConfig, type ServerConfig, serverConfigWarnings, serverFlagOverrides } from '../../server/config.js';
-import { startServer } from '../../server/server.js';
+import { describeRunningServer, startServer } from '../../server/server.js';
 
 interface RunOptions {
   readonly config: string;
@@ -42,6 +42,8 @@ function runCommand(): Command {
     .action(async (opts: RunOptions) => {
       const config = load(opts);
       const server = await startServer(config, { handleSignals: true });
+      // Also for people and scripts when log_level hides the log line; stdout carries the JSON log.
+      process.stderr.write(`steeple ${describeRunningServer(server)}\n`);
       await server.closed;
     });
 }

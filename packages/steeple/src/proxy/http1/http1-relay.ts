@@ -38,7 +38,7 @@ export interface ExchangeOutcome {
   readonly decision: Decision | undefined;
   readonly upstreamId?: string | undefined;
   /** Why the exchange failed, when it did (upstream unreachable, reset, malformed response). */
-  readonly error?: string;
+  readonly error?: string | undefined;
 }
 
 export interface Http1RelayOptions {
@@ -117,6 +117,10 @@ export class Http1Relay {
   #pending: Buffer | undefined;
   #ex: Exchange | undefined;
   #closeAfter = false;
+  /** The upstream socket our listeners are on. */
+  #attached: Socket | undefined;
+  /** A 'drain' listener is pending (backpressure in either direction). */
+  #waitingDrain = false;
   readonly #onUpData = (chunk: Buffer) => this.#upData(chunk);
   readonly #onUpEnd = () => this.#upEnded();
   readonly #onUpClose = () => this.#upClosed();
@@ -153,6 +157,7 @@ export class Http1Relay {
         if (this.#ex?.lease?.socket.write(chunk) === false) {
           this.#down.pause();
           this.#ex.lease.socket.once('drain', this.#resumeDown);
+          this.#waitingDrain = true;
         }
         if (this.#ex) this.#ex.bytesReceived += chunk.length;
         return;
@@ -263,10 +268,15 @@ export class Http1Relay {
       }
       ex.lease = lease;
       const up = lease.socket;
-      up.on('data', this.#onUpData);
-      up.on('end', this.#onUpEnd);
-      up.on('close', this.#onUpClose);
-      up.on('error', this.#onUpError);
+      // A dedicated connection keeps our listeners between exchanges (fewer listener
+      // changes per request); a pooled one moves between callers and is re-attached.
+      if (this.#attached !== up) {
+        up.on('data', this.#onUpData);
+        up.on('end', this.#onUpEnd);
+        up.on('close', this.#onUpClose);
+        up.on('error', this.#onUpError);
+        this.#attached = up;
+      }
       up.write(ex.forwardHead);
       if (ex.reqDone) {
         this.#phase = Phase.AwaitResponse;
@@ -330,6 +340,7 @@ export class Http1Relay {
     if (body.length > 0 && !ex.lease.socket.write(body)) {
       this.#down.pause();
       ex.lease.socket.once('drain', this.#resumeDown);
+      this.#waitingDrain = true;
     }
     if (ex.reqDone) {
       if (end < chunk.length) this.#pending = chunk.subarray(end);
@@ -363,7 +374,11 @@ export class Http1Relay {
 
   #upData(chunk: Buffer): void {
     const ex = this.#ex;
-    if (ex === undefined) return;
+    if (ex === undefined) {
+      // Bytes from the app between exchanges: it is confused; the connection cannot be trusted.
+      this.#attached?.destroy();
+      return;
+    }
     if (this.#phase === Phase.Tunnel) {
       ex.bytesSent += chunk.length;
       this.#writeFromUp(chunk);
@@ -464,13 +479,18 @@ export class Http1Relay {
       if (up !== undefined) {
         up.pause();
         this.#down.once('drain', this.#resumeUp);
+        this.#waitingDrain = true;
       }
     }
   }
 
   #upEnded(): void {
     const ex = this.#ex;
-    if (ex === undefined) return;
+    if (ex === undefined) {
+      // The app closed an idle kept-alive connection: the next request opens a new one.
+      this.#attached?.destroy();
+      return;
+    }
     if (this.#phase === Phase.Tunnel) {
       this.#down.end();
       return;
@@ -485,7 +505,10 @@ export class Http1Relay {
 
   #upClosed(): void {
     const ex = this.#ex;
-    if (ex === undefined || ex.lease === undefined) return;
+    if (ex === undefined || ex.lease === undefined) {
+      this.#attached = undefined;
+      return;
+    }
     if (this.#phase === Phase.Tunnel) {
       this.#reportTunnel();
       this.#down.destroy();
@@ -569,25 +592,38 @@ export class Http1Relay {
       durationMs: performance.now() - ex.started,
       decision: ex.decision,
       upstreamId: ex.lease?.peerId,
-      ...(error === undefined ? {} : { error }),
+      error,
     });
   }
 
   #detachUp(lease: UpstreamLease): void {
     const up = lease.socket;
-    up.off('data', this.#onUpData);
-    up.off('end', this.#onUpEnd);
-    up.off('close', this.#onUpClose);
-    up.off('error', this.#onUpError);
-    up.off('drain', this.#resumeDown);
-    this.#down.off('drain', this.#resumeUp);
-    if (up.isPaused()) up.resume();
+    if (this.#attached === up) {
+      up.off('data', this.#onUpData);
+      up.off('end', this.#onUpEnd);
+      up.off('close', this.#onUpClose);
+      up.off('error', this.#onUpError);
+      this.#attached = undefined;
+    }
+    this.#clearBackpressure(up);
+  }
+
+  #clearBackpressure(up: Socket): void {
+    if (this.#waitingDrain) {
+      up.off('drain', this.#resumeDown);
+      this.#down.off('drain', this.#resumeUp);
+      this.#waitingDrain = false;
+      if (up.isPaused()) up.resume();
+      if (this.#down.isPaused() && this.#phase !== Phase.Closed) this.#down.resume();
+    }
   }
 
   #releaseUp(reusable: boolean, ex: Exchange | undefined = this.#ex): void {
     const lease = ex?.lease;
     if (ex === undefined || lease === undefined) return;
-    this.#detachUp(lease);
+    const keep = reusable && this.#o.upstream.dedicated === true && lease.socket.readyState === 'open';
+    if (keep) this.#clearBackpressure(lease.socket);
+    else this.#detachUp(lease);
     ex.lease = undefined;
     this.#o.upstream.release(lease, reusable && lease.socket.readyState === 'open');
   }

@@ -190,8 +190,11 @@ export function parseRequestHead(text: string): RequestHead {
       ? { kind: 'length', length: f.contentLength }
       : { kind: 'none' };
   const wantsClose = f.connectionClose || (minorVersion === 0 && !f.connectionKeepAlive);
+  // Explicit fields: an object spread followed by more keys takes V8's slow path (µs per request).
   return {
-    ...fields,
+    lines: fields.lines,
+    names: fields.names,
+    values: fields.values,
     method,
     target,
     minorVersion,
@@ -215,7 +218,9 @@ export function parseResponseHead(text: string): ResponseHead {
   const fields = splitHeaders(lines, 1);
   const f = framingOf(fields, false);
   return {
-    ...fields,
+    lines: fields.lines,
+    names: fields.names,
+    values: fields.values,
     status,
     minorVersion,
     connectionClose: f.connectionClose || (minorVersion === 0 && !f.connectionKeepAlive),

@@ -30,7 +30,7 @@ export interface H2Outcome {
   bytesSent: number;
   durationMs: number;
   decision: Decision | undefined;
-  error?: string;
+  error?: string | undefined;
 }
 
 export interface H2Hooks {

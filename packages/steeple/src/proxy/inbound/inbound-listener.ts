@@ -13,14 +13,13 @@
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import tls from 'node:tls';
 import { authorizeAny, getPeerId, mtlsServerOptions, type SpiffeError, serveMtls } from '@steeple/spiffe';
-import type { AuditRecord } from '../audit/audit-log.js';
 import type { InboundConfig } from '../config.js';
-import { Http1Relay } from '../http1/http1-relay.js';
+import { type ExchangeOutcome, Http1Relay } from '../http1/http1-relay.js';
 import type { RequestHead } from '../http1/message-head.js';
-import { H2Inbound, isH2Preface } from '../http2/h2-inbound.js';
+import { H2Inbound, type H2Outcome, isH2Preface } from '../http2/h2-inbound.js';
 import {
+  auditRecord,
   countDecision,
-  decisionFields,
   handshakeFailureReason,
   type ListenerContext,
   ownId,
@@ -152,9 +151,14 @@ export class InboundListener {
       this.#sockets.delete(socket);
       m.dec({ listener: this.config.name, direction: 'inbound' });
     });
-    if (this.config.idle_timeout > 0) {
-      socket.setTimeout(this.config.idle_timeout * 1000, () => socket.destroy());
-    }
+  }
+
+  /**
+   * Idle timeout on the socket that carries the traffic: for TLS that is the TLSSocket
+   * (the raw socket under it sees no reads or writes of its own once TLS wraps it).
+   */
+  #idleTimeout(socket: Socket): void {
+    if (this.config.idle_timeout > 0) socket.setTimeout(this.config.idle_timeout * 1000, () => socket.destroy());
   }
 
   // ---- PERMISSIVE / DISABLE: plain TCP accept ------------------------------------------
@@ -193,6 +197,7 @@ export class InboundListener {
   }
 
   #plaintext(socket: Socket, first: Buffer | undefined): void {
+    this.#idleTimeout(socket);
     this.#ctx.metrics.connections.inc({ listener: this.config.name, direction: 'inbound', transport: 'plaintext' });
     this.#serve({ socket, principal: undefined, tls: undefined, sni: undefined, started: performance.now() }, first);
   }
@@ -201,6 +206,7 @@ export class InboundListener {
 
   #secured(socket: tls.TLSSocket): void {
     this.#track(socket);
+    this.#idleTimeout(socket);
     socket.setNoDelay(true);
     this.#ctx.metrics.connections.inc({ listener: this.config.name, direction: 'inbound', transport: 'mtls' });
     const id = getPeerId(socket);
@@ -224,35 +230,46 @@ export class InboundListener {
       { listener: this.config.name, peer: `${address}:${port}`, reason, err: err.message },
       'handshake refused',
     );
-    if (this.#ctx.audit !== undefined) {
-      this.#ctx.audit.write({
+    this.#ctx.audit?.write(
+      auditRecord({
         type: 'connection',
         listener: this.config.name,
         direction: 'inbound',
-        source_id: UNAUTHENTICATED,
-        destination_id: ownId(this.#ctx.identity),
-        peer_address: address?.includes(':') ? `[${address}]:${port}` : `${address}:${port}`,
-        decision: 'deny',
+        sourceId: UNAUTHENTICATED,
+        destinationId: ownId(this.#ctx.identity),
+        peerAddress: address?.includes(':') ? `[${address}]:${port}` : `${address}:${port}`,
+        decision: undefined,
+        denied: true,
         reason: `handshake failed: ${reason}`,
-        bytes_received: 0,
-        bytes_sent: 0,
-        duration_ms: 0,
-      });
-    }
+        bytesReceived: 0,
+        bytesSent: 0,
+        durationMs: 0,
+      }),
+    );
   }
 
   // ---- serving a caller ----------------------------------------------------------------
 
-  #attributes(c: Caller, http: Partial<RequestAttributes> | undefined): RequestAttributes {
+  #attributes(
+    c: Caller,
+    kind: 'tcp' | 'http',
+    method?: string,
+    path?: string,
+    host?: string,
+    header?: (name: string) => string | undefined,
+  ): RequestAttributes {
     return {
-      kind: http === undefined ? 'tcp' : 'http',
+      kind,
       listener: this.config.name,
       principal: c.principal,
       sourceIp: c.socket.remoteAddress ?? '',
       destinationIp: c.socket.localAddress ?? '',
       destinationPort: c.socket.localPort ?? 0,
       sni: c.sni,
-      ...http,
+      method,
+      path,
+      host,
+      header,
     };
   }
 
@@ -261,37 +278,29 @@ export class InboundListener {
     else this.#serveHttp(c, first);
   }
 
-  #record(
-    c: Caller,
-    fields: Omit<AuditRecord, 'listener' | 'direction' | 'source_id' | 'destination_id' | 'peer_address'>,
-  ): AuditRecord {
-    return {
+  #connectionRecord(c: Caller, decision: Decision, bytesReceived: number, bytesSent: number, reason?: string) {
+    return auditRecord({
+      type: 'connection',
       listener: this.config.name,
       direction: 'inbound',
-      source_id: c.principal ?? UNAUTHENTICATED,
-      destination_id: ownId(this.#ctx.identity),
-      peer_address: peerAddress(c.socket),
-      ...fields,
-      ...c.tls,
-    };
+      sourceId: c.principal ?? UNAUTHENTICATED,
+      destinationId: ownId(this.#ctx.identity),
+      peerAddress: peerAddress(c.socket),
+      decision,
+      reason,
+      bytesReceived,
+      bytesSent,
+      durationMs: performance.now() - c.started,
+      tls: c.tls,
+    });
   }
 
   #serveTcp(c: Caller, first: Buffer | undefined): void {
     const ctx = this.#ctx;
-    const decision = ctx.policy().evaluate(this.#attributes(c, undefined));
+    const decision = ctx.policy().evaluate(this.#attributes(c, 'tcp'));
     countDecision(ctx, this.config.name, decision);
     if (!decision.allowed) {
-      if (shouldAudit(ctx, decision)) {
-        ctx.audit?.write(
-          this.#record(c, {
-            type: 'connection',
-            ...decisionFields(decision),
-            bytes_received: 0,
-            bytes_sent: 0,
-            duration_ms: 0,
-          }),
-        );
-      }
+      if (shouldAudit(ctx, decision)) ctx.audit?.write(this.#connectionRecord(c, decision, 0, 0));
       c.socket.destroy();
       return;
     }
@@ -299,16 +308,7 @@ export class InboundListener {
       if (err !== undefined || app === undefined) {
         ctx.metrics.upstreamErrors.inc({ listener: this.config.name, direction: 'inbound', reason: 'connect' });
         if (shouldAudit(ctx, decision)) {
-          ctx.audit?.write(
-            this.#record(c, {
-              type: 'connection',
-              ...decisionFields(decision),
-              reason: `app unreachable: ${err?.message ?? ''}`,
-              bytes_received: 0,
-              bytes_sent: 0,
-              duration_ms: performance.now() - c.started,
-            }),
-          );
+          ctx.audit?.write(this.#connectionRecord(c, decision, 0, 0, `app unreachable: ${err?.message ?? ''}`));
         }
         c.socket.destroy();
         return;
@@ -322,17 +322,7 @@ export class InboundListener {
         app,
         ({ aToB, bToA }) => {
           ctx.metrics.addBytes(this.config.name, 'inbound', aToB, bToA);
-          if (shouldAudit(ctx, decision)) {
-            ctx.audit?.write(
-              this.#record(c, {
-                type: 'connection',
-                ...decisionFields(decision),
-                bytes_received: aToB,
-                bytes_sent: bToA,
-                duration_ms: Math.round((performance.now() - c.started) * 1000) / 1000,
-              }),
-            );
-          }
+          if (shouldAudit(ctx, decision)) ctx.audit?.write(this.#connectionRecord(c, decision, aToB, bToA));
         },
         first,
       );
@@ -347,26 +337,13 @@ export class InboundListener {
     host: string,
     header: (name: string) => string | undefined,
   ): Decision {
-    const decision = this.#ctx.policy().evaluate(this.#attributes(c, { method, path, host, header }));
+    const decision = this.#ctx.policy().evaluate(this.#attributes(c, 'http', method, path, host, header));
     countDecision(this.#ctx, this.config.name, decision);
     return decision;
   }
 
   /** Writes the audit record and metrics of one HTTP request. */
-  requestDone(
-    c: Caller,
-    o: {
-      method: string;
-      path: string;
-      host: string;
-      status: number;
-      bytesReceived: number;
-      bytesSent: number;
-      durationMs: number;
-      decision: Decision | undefined;
-      error?: string;
-    },
-  ): void {
+  requestDone(c: Caller, o: ExchangeOutcome | H2Outcome): void {
     const ctx = this.#ctx;
     ctx.metrics.observeDuration(this.config.name, 'inbound', o.durationMs / 1000);
     ctx.metrics.addBytes(this.config.name, 'inbound', o.bytesReceived, o.bytesSent);
@@ -374,19 +351,24 @@ export class InboundListener {
       ctx.metrics.upstreamErrors.inc({ listener: this.config.name, direction: 'inbound', reason: 'app' });
     }
     if (!shouldAudit(ctx, o.decision)) return;
-    const d = o.decision;
     ctx.audit?.write(
-      this.#record(c, {
+      auditRecord({
         type: 'request',
-        ...(d === undefined ? { decision: 'allow' } : decisionFields(d)),
-        ...(o.error === undefined ? {} : { reason: o.error }),
+        listener: this.config.name,
+        direction: 'inbound',
+        sourceId: c.principal ?? UNAUTHENTICATED,
+        destinationId: ownId(ctx.identity),
+        peerAddress: peerAddress(c.socket),
+        decision: o.decision,
+        reason: o.error,
         method: o.method,
         path: o.path,
         host: o.host,
         status: o.status,
-        bytes_received: o.bytesReceived,
-        bytes_sent: o.bytesSent,
-        duration_ms: Math.round(o.durationMs * 1000) / 1000,
+        bytesReceived: o.bytesReceived,
+        bytesSent: o.bytesSent,
+        durationMs: o.durationMs,
+        tls: c.tls,
       }),
     );
   }

@@ -9,10 +9,16 @@
  */
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { authorizeId, authorizeMemberOf, mtlsClientOptions, type SpiffeError } from '@steeple/spiffe';
-import type { AuditRecord } from '../audit/audit-log.js';
 import type { OutboundConfig } from '../config.js';
 import { Http1Relay } from '../http1/http1-relay.js';
-import { handshakeFailureReason, type ListenerContext, ownId, peerAddress } from '../listener-context.js';
+import {
+  auditRecord,
+  handshakeFailureReason,
+  type ListenerContext,
+  ownId,
+  peerAddress,
+  type RecordInput,
+} from '../listener-context.js';
 import { drain } from '../net/drain.js';
 import { splice } from '../net/splice.js';
 import { MtlsUpstreamPool } from '../upstream/mtls-upstream-pool.js';
@@ -106,15 +112,30 @@ export class OutboundListener {
 
   #record(
     socket: Socket,
-    fields: Omit<AuditRecord, 'listener' | 'direction' | 'source_id' | 'peer_address'>,
-  ): AuditRecord {
-    return {
+    type: 'connection' | 'request',
+    destinationId: string | undefined,
+    denied: boolean,
+    rest: Pick<RecordInput, 'reason' | 'method' | 'path' | 'host' | 'status' | 'bytesReceived' | 'bytesSent' | 'durationMs' | 'tls'>,
+  ) {
+    return auditRecord({
+      type,
       listener: this.config.name,
       direction: 'outbound',
-      source_id: ownId(this.#ctx.identity),
-      peer_address: peerAddress(socket),
-      ...fields,
-    };
+      sourceId: ownId(this.#ctx.identity),
+      destinationId,
+      peerAddress: peerAddress(socket),
+      decision: undefined,
+      denied,
+      reason: rest.reason,
+      method: rest.method,
+      path: rest.path,
+      host: rest.host,
+      status: rest.status,
+      bytesReceived: rest.bytesReceived,
+      bytesSent: rest.bytesSent,
+      durationMs: rest.durationMs,
+      tls: rest.tls,
+    });
   }
 
   #upstreamFailed(err: Error): void {
@@ -133,13 +154,11 @@ export class OutboundListener {
       if (err !== undefined || conn === undefined) {
         this.#upstreamFailed(err ?? new Error('no connection'));
         ctx.audit?.write(
-          this.#record(socket, {
-            type: 'connection',
-            decision: 'deny',
+          this.#record(socket, 'connection', undefined, true, {
             reason: `upstream refused: ${err?.message ?? ''}`,
-            bytes_received: 0,
-            bytes_sent: 0,
-            duration_ms: performance.now() - started,
+            bytesReceived: 0,
+            bytesSent: 0,
+            durationMs: performance.now() - started,
           }),
         );
         socket.destroy();
@@ -149,23 +168,19 @@ export class OutboundListener {
         conn.socket.destroy();
         return;
       }
-      const tlsFields = {
-        tls_version: conn.socket.getProtocol() ?? undefined,
-        tls_cipher: conn.socket.getCipher()?.name,
-      };
+      const tls = { tls_version: conn.socket.getProtocol() ?? undefined, tls_cipher: conn.socket.getCipher()?.name };
       splice(socket, conn.socket, ({ aToB, bToA }) => {
         ctx.metrics.addBytes(this.config.name, 'outbound', aToB, bToA);
-        ctx.audit?.write(
-          this.#record(socket, {
-            type: 'connection',
-            destination_id: conn.peerId,
-            decision: 'allow',
-            bytes_received: aToB,
-            bytes_sent: bToA,
-            duration_ms: Math.round((performance.now() - started) * 1000) / 1000,
-            ...tlsFields,
-          }),
-        );
+        if (ctx.auditRecords === 'all') {
+          ctx.audit?.write(
+            this.#record(socket, 'connection', conn.peerId, false, {
+              bytesReceived: aToB,
+              bytesSent: bToA,
+              durationMs: performance.now() - started,
+              tls,
+            }),
+          );
+        }
       });
     });
   }
@@ -182,18 +197,15 @@ export class OutboundListener {
         if (o.error !== undefined) this.#upstreamFailed(new Error(o.error));
         if (ctx.auditRecords === 'all' || o.error !== undefined) {
           ctx.audit?.write(
-            this.#record(socket, {
-              type: 'request',
-              destination_id: o.upstreamId,
-              decision: o.status === 503 && o.upstreamId === undefined ? 'deny' : 'allow',
-              ...(o.error === undefined ? {} : { reason: o.error }),
+            this.#record(socket, 'request', o.upstreamId, o.upstreamId === undefined && o.status >= 500, {
+              reason: o.error,
               method: o.method,
               path: o.path,
               host: o.host,
               status: o.status,
-              bytes_received: o.bytesReceived,
-              bytes_sent: o.bytesSent,
-              duration_ms: Math.round(o.durationMs * 1000) / 1000,
+              bytesReceived: o.bytesReceived,
+              bytesSent: o.bytesSent,
+              durationMs: o.durationMs,
             }),
           );
         }

@@ -28,6 +28,8 @@ type Predicate = (a: RequestAttributes) => boolean;
 
 export interface CompiledRule {
   readonly index: number;
+  /** What a match on this rule reports (built once). */
+  readonly match: { readonly policy: string; readonly rule: number; readonly deny: string; readonly allow: string };
   /** Whether the rule names HTTP-only attributes. */
   readonly httpOnly: boolean;
   /** The rule's predicate for HTTP requests. */
@@ -222,7 +224,13 @@ export function compilePolicy(doc: PolicyDocument): CompiledPolicy {
     const httpOnly = isHttpOnly(rule);
     const matchHttp = compileRule(rule, index, true);
     const matchTcp = httpOnly && doc.action === 'ALLOW' ? () => false : compileRule(rule, index, false);
-    return { index, httpOnly, matchHttp, matchTcp };
+    const match = {
+      policy: doc.name,
+      rule: index,
+      deny: `denied by policy ${doc.name}`,
+      allow: `allowed by policy ${doc.name}`,
+    };
+    return { index, match, httpOnly, matchHttp, matchTcp };
   });
   return {
     name: doc.name,

@@ -13,6 +13,9 @@ import type { PolicyFile } from './policy-schema.js';
 interface Match {
   readonly policy: string;
   readonly rule: number;
+  /** Reasons, built once per policy rather than per request. */
+  readonly deny: string;
+  readonly allow: string;
 }
 
 /** The policies that apply to one listener and kind of traffic, split by action. */
@@ -28,7 +31,7 @@ function firstMatch(policies: readonly CompiledPolicy[], a: RequestAttributes): 
   const http = a.kind === 'http';
   for (const p of policies) {
     for (const r of p.rules) {
-      if (http ? r.matchHttp(a) : r.matchTcp(a)) return { policy: p.name, rule: r.index };
+      if (http ? r.matchHttp(a) : r.matchTcp(a)) return r.match;
     }
   }
   return undefined;
@@ -38,10 +41,10 @@ const ALLOW_NO_POLICY: Decision = Object.freeze({ allowed: true, reason: 'allowe
 
 function decide(set: ListenerPolicies, a: RequestAttributes): Decision {
   const denied = set.deny.length > 0 ? firstMatch(set.deny, a) : undefined;
-  if (denied) return { allowed: false, ...denied, reason: `denied by policy ${denied.policy}` };
+  if (denied) return { allowed: false, policy: denied.policy, rule: denied.rule, reason: denied.deny };
   if (set.allow.length === 0) return ALLOW_NO_POLICY;
   const allowed = firstMatch(set.allow, a);
-  if (allowed) return { allowed: true, ...allowed, reason: `allowed by policy ${allowed.policy}` };
+  if (allowed) return { allowed: true, policy: allowed.policy, rule: allowed.rule, reason: allowed.allow };
   return { allowed: false, reason: 'denied: no ALLOW policy matched' };
 }
 
@@ -68,7 +71,7 @@ export class PolicyEvaluator {
     const set = this.#forListener(a.listener);
     let decision = decide(set, a);
     const audit = set.audit.length > 0 ? firstMatch(set.audit, a) : undefined;
-    if (audit) decision = { ...decision, audit };
+    if (audit) decision = { allowed: decision.allowed, policy: decision.policy, rule: decision.rule, reason: decision.reason, audit };
     if (set.shadow !== undefined) {
       const shadow = decide(set.shadow, a);
       const dryRun = {
@@ -76,7 +79,14 @@ export class PolicyEvaluator {
         reason: shadow.reason,
         ...(shadow.policy === undefined ? {} : { policy: shadow.policy, rule: shadow.rule as number }),
       };
-      decision = { ...decision, dryRun };
+      decision = {
+        allowed: decision.allowed,
+        policy: decision.policy,
+        rule: decision.rule,
+        reason: decision.reason,
+        audit: decision.audit,
+        dryRun,
+      };
     }
     return decision;
   }

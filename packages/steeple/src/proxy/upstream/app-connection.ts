@@ -38,6 +38,7 @@ export function connectPlain(
 }
 
 export class AppConnection implements UpstreamProvider {
+  readonly dedicated = true;
   #socket: Socket | undefined;
   #used = false;
   #closed = false;

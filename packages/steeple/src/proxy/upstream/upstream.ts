@@ -14,6 +14,8 @@ export interface UpstreamLease {
 }
 
 export interface UpstreamProvider {
+  /** True when a connection only ever serves this one caller connection (the relay may keep its listeners on it). */
+  readonly dedicated?: boolean;
   /** Calls back with a connection ready for a request, or the reason there is none. */
   acquire(callback: (err: Error | undefined, lease?: UpstreamLease) => void): void;
   /** Returns a connection after an exchange; `reusable` says whether it may carry another. */

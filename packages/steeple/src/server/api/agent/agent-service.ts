@@ -103,14 +103,6 @@ export function createAgentService(deps: AgentServiceDeps): Impl {
     return result;
   };
 
-  /** The entry by id, reading the datastore's latest changes first when this server has not seen it yet. */
-  const findEntry = async (id: string): Promise<RegistrationEntry | undefined> => {
-    const cached = feed.cache.get(id);
-    if (cached !== undefined) return cached;
-    await feed.refresh();
-    return feed.cache.get(id);
-  };
-
   const denied = (agent: AuthenticatedAgent, entry: RegistrationEntry, call: string): string => {
     logger.warn(
       { audit: true, agentId: agent.id.toString(), entryId: entry.id, spiffeId: entry.spiffeId, call },
@@ -151,8 +143,9 @@ export function createAgentService(deps: AgentServiceDeps): Impl {
     ctx: HandlerContext,
   ): Promise<MessageInitShape<typeof SyncAuthorizedEntriesResponseSchema>> => {
     const agent = agentOf(ctx);
-    // An agent that synced with another server may be ahead of this one's cache.
-    if (req.knownRevision > BigInt(feed.revision)) await feed.refresh();
+    // Changes committed just now (an operator's write whose notification is still on its way,
+    // another server's write before the next poll) are included.
+    await feed.catchUp();
     const revision = feed.revision;
     const authorized = authorizedFor(agent);
     const bundlesRevision = feed.bundlesRevisionFor([ownTd, ...federatedTrustDomains(authorized)]);
@@ -247,8 +240,8 @@ export function createAgentService(deps: AgentServiceDeps): Impl {
       );
     }
     let authorized = new Set(authorizedFor(agent).map((e) => e.id));
-    if (req.params.some((p) => !authorized.has(p.entryId) && feed.cache.get(p.entryId) === undefined)) {
-      await feed.refresh();
+    if (req.params.some((p) => !authorized.has(p.entryId))) {
+      await feed.catchUp();
       authorized = new Set(authorizedFor(agent).map((e) => e.id));
     }
     const results: MessageInitShape<typeof BatchNewX509SvidResponse_ResultSchema>[] = [];
@@ -297,13 +290,14 @@ export function createAgentService(deps: AgentServiceDeps): Impl {
     if (req.audience.length > MAX_AUDIENCES) {
       throw new ConnectError(`at most ${MAX_AUDIENCES} audiences, got ${req.audience.length}`, Code.InvalidArgument);
     }
-    const entry = req.entryId === '' ? undefined : await findEntry(req.entryId);
+    const isAuthorized = () => authorizedFor(agent).some((e) => e.id === req.entryId);
+    // A refusal is checked again against the latest committed changes: the entry may be brand new.
+    if (req.entryId !== '' && !isAuthorized()) await feed.catchUp();
+    const entry = req.entryId === '' ? undefined : feed.cache.get(req.entryId);
     if (entry === undefined) {
       throw new ConnectError(`no registration entry with id ${JSON.stringify(req.entryId)}`, Code.NotFound);
     }
-    if (!authorizedFor(agent).some((e) => e.id === entry.id)) {
-      throw new ConnectError(denied(agent, entry, 'NewJwtSvid'), Code.PermissionDenied);
-    }
+    if (!isAuthorized()) throw new ConnectError(denied(agent, entry, 'NewJwtSvid'), Code.PermissionDenied);
     const spiffeId: SpiffeId = SpiffeIdClass.parse(entry.spiffeId);
     const svid = await timed('jwt', () =>
       deps.signer.mintJwtSvid({
@@ -320,6 +314,7 @@ export function createAgentService(deps: AgentServiceDeps): Impl {
     ctx: HandlerContext,
   ): Promise<MessageInitShape<typeof GetBundlesResponseSchema>> => {
     const agent = agentOf(ctx);
+    await feed.refresh(); // bundles have no revision counter; the table is small
     const own = feed.bundle(ownTd);
     if (own === undefined) throw new ConnectError('the server has no trust bundle yet', Code.Unavailable);
     const federated = federatedTrustDomains(authorizedFor(agent));

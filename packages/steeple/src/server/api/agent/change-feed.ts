@@ -25,6 +25,7 @@ export interface ChangeFeedSource {
   readonly entries: {
     snapshot(): Promise<{ revision: number; entries: readonly RegistrationEntry[] }>;
     changesSince(since: number, limit?: number): Promise<EntryChanges>;
+    currentRevision(): Promise<number>;
   };
   readonly bundles: { list(): Promise<readonly StoredBundle[]> };
 }
@@ -201,6 +202,16 @@ export class ChangeFeed {
     })();
     this.#running = run;
     return run;
+  }
+
+  /**
+   * Makes sure the cache reflects every entry change committed before this call (by this
+   * server or another): one read of the revision counter, and a refresh when it is ahead.
+   * Gives agents read-your-writes after an operator's change, even before the next poll.
+   */
+  async catchUp(): Promise<void> {
+    const committed = await this.#source.entries.currentRevision();
+    if (committed > this.#cache.revision) await this.refresh();
   }
 
   /** Stops polling; an ongoing refresh finishes. */
