@@ -280,7 +280,11 @@ function bottleneck(proxyCpuMs: number, load: LoadResult): string {
   return `${side} (proxy ${pct(proxy)}, load ${pct(gen)})`;
 }
 
-async function measure(dir: string, c: Contender, client: { cert: string; key: string; ca: string }): Promise<Measured> {
+async function measure(
+  dir: string,
+  c: Contender,
+  client: { cert: string; key: string; ca: string },
+): Promise<Measured> {
   const port = await freePort();
   const proc = await c.start(port);
   try {

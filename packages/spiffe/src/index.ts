@@ -37,8 +37,7 @@ export {
 } from './spiffeid/index.js';
 // SVIDs
 export * from './svid/index.js';
-// Workload API
-export * from './workload-api/index.js';
-
 // mTLS
 export * from './tls/index.js';
+// Workload API
+export * from './workload-api/index.js';

@@ -7,7 +7,11 @@ import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const main = join(here, '..', 'src', 'cli', 'main.ts');
-const res = spawnSync(process.execPath, ['--conditions=steeple-source', '--import', 'tsx', main, ...process.argv.slice(2)], {
-  stdio: 'inherit',
-});
+const res = spawnSync(
+  process.execPath,
+  ['--conditions=steeple-source', '--import', 'tsx', main, ...process.argv.slice(2)],
+  {
+    stdio: 'inherit',
+  },
+);
 process.exit(res.status ?? (res.signal ? 1 : 0));

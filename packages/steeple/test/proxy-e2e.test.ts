@@ -4,6 +4,7 @@
  * one proxy run as its own process through the CLI.
  */
 import assert from 'node:assert/strict';
+import * as childProcess from 'node:child_process';
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -11,7 +12,7 @@ import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type tls from 'node:tls';
 import { authorizeId, BundleSet } from '@steeple/spiffe';
-import { createTestCa } from '@steeple/spiffe/testing';
+import { createTestCa, startFakeWorkloadApi } from '@steeple/spiffe/testing';
 import { createSilentLogger } from '../src/common/logger.js';
 import { loadProxyConfig } from '../src/proxy/config.js';
 import { type RunningProxy, startProxy } from '../src/proxy/proxy.js';
@@ -29,6 +30,7 @@ import {
   writeIdentity,
 } from './support/proxy-fixtures.js';
 
+const require_child = () => childProcess;
 const ca = createTestCa({ trustDomain: 'example.org' });
 const otherCa = createTestCa({ trustDomain: 'other.org' });
 const bundles = BundleSet.of(ca.x509Bundle());
@@ -407,6 +409,247 @@ audit: { output: none }
     longLived.socket.write('2\n');
     assert.equal((await longLived.read((b) => (b.includes('\n') ? 2 : undefined)))?.toString(), '2\n', 'still open');
     longLived.close();
+  });
+});
+
+describe('proxy: identity from the Workload API', () => {
+  it('serves with the SVID the Workload API streams, and rotates when it pushes a new one', async () => {
+    const first = ca.issueX509Svid(ID_B);
+    const api = await startFakeWorkloadApi({ svids: [first], bundles });
+    const echoApp = await startEchoApp();
+    const dir = tempDir();
+    const proxy = await proxyFrom(
+      dir,
+      'wl',
+      `identity: { workload_api: { socket_path: ${api.address} } }
+inbound:
+  - { name: echo, listen: "127.0.0.1:0", target: "127.0.0.1:${echoApp.port}", protocol: tcp }
+audit: { output: none }
+`,
+    );
+    try {
+      const port = proxy.ports.get('echo') as number;
+      const open = await connectMtls(port, ca.issueX509Svid(ID_A), bundles, authorizeId(ID_B));
+      assert.equal(
+        (open.socket as tls.TLSSocket).getPeerCertificate().serialNumber.toLowerCase(),
+        first.leaf.serialNumber.toLowerCase(),
+      );
+      const next = ca.issueX509Svid(ID_B);
+      api.setX509Svids([next], bundles);
+      await eventually(async () => {
+        const c = await connectMtls(port, ca.issueX509Svid(ID_A), bundles, authorizeId(ID_B));
+        const serial = (c.socket as tls.TLSSocket).getPeerCertificate().serialNumber.toLowerCase();
+        c.close();
+        return serial === next.leaf.serialNumber.toLowerCase() ? serial : undefined;
+      });
+      open.socket.write('still\n');
+      const got = await open.read((b) => (b.includes('\n') ? b.indexOf('\n') + 1 : undefined));
+      assert.equal(got?.toString(), 'still\n', 'the connection opened before the rotation keeps working');
+      open.close();
+    } finally {
+      await proxy.close();
+      await api.close();
+      await echoApp.close();
+    }
+  });
+});
+
+describe('proxy: HTTP/2 callers', () => {
+  it('authorizes and forwards h2 streams to an HTTP/1.1 app and to an h2c app', async () => {
+    const http2 = await import('node:http2');
+    const { mtlsClientOptions } = await import('@steeple/spiffe');
+    const app1 = await startHttpApp();
+    const app2 = http2.createServer((req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ xfcc: req.headers['x-forwarded-client-cert'] ?? null, version: req.httpVersion }));
+    });
+    await new Promise<void>((r) => app2.listen(0, '127.0.0.1', r));
+    const dir = tempDir();
+    const policy = join(dir, 'policy.yaml');
+    writeFileSync(
+      policy,
+      'policies:\n  - name: no-admin\n    action: DENY\n    rules: [{ to: [{ operation: { paths: ["/admin*"] } }] }]\n',
+    );
+    const proxy = await proxyFrom(
+      dir,
+      'h2',
+      `${identityYaml(writeIdentity(dir, 'b', ca.issueX509Svid(ID_B), bundles))}
+inbound:
+  - { name: h1app, listen: "127.0.0.1:0", target: "127.0.0.1:${app1.port}", protocol: http }
+  - { name: h2app, listen: "127.0.0.1:0", target: "127.0.0.1:${(app2.address() as { port: number }).port}", protocol: http, app_protocol: h2c }
+policy: { file: ${policy} }
+audit: { output: none }
+`,
+    );
+    const get = (port: number, path: string) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const session = http2.connect(`https://127.0.0.1:${port}`, {
+          ...mtlsClientOptions({ svid: ca.issueX509Svid(ID_A), bundles, authorize: authorizeId(ID_B) }),
+        });
+        session.on('error', reject);
+        const req = session.request({ ':path': path, 'x-forwarded-client-cert': 'forged' });
+        let body = '';
+        let status = 0;
+        req.on('response', (h) => {
+          status = Number(h[':status']);
+        });
+        req.on('data', (d) => {
+          body += d;
+        });
+        req.on('end', () => {
+          session.close();
+          resolve({ status, body });
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    try {
+      const viaH1 = await get(proxy.ports.get('h1app') as number, '/x/../h2');
+      assert.equal(viaH1.status, 200);
+      const seen = JSON.parse(viaH1.body);
+      assert.equal(seen.xfcc, `By=${ID_B};URI=${ID_A}`);
+      assert.equal(seen.url, '/h2');
+      const viaH2c = await get(proxy.ports.get('h2app') as number, '/grpc.Service/Method');
+      assert.equal(viaH2c.status, 200);
+      assert.deepEqual(JSON.parse(viaH2c.body), { xfcc: `By=${ID_B};URI=${ID_A}`, version: '2.0' });
+      const denied = await get(proxy.ports.get('h2app') as number, '/admin');
+      assert.equal(denied.status, 403);
+    } finally {
+      await proxy.close();
+      await app1.close();
+      app2.close();
+    }
+  });
+});
+
+describe('proxy: interoperability (curl, openssl s_client, nginx)', () => {
+  const { execFileSync, spawnSync } = require_child();
+  const dir = tempDir();
+  const serverSvid = ca.issueX509Svid(ID_B, { dnsNames: ['localhost'] });
+  const clientSvid = ca.issueX509Svid(ID_A);
+  const client = writeIdentity(dir, 'client', clientSvid, bundles);
+  let app: App;
+  let proxy: RunningProxy;
+  const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+
+  before(async () => {
+    app = await startHttpApp();
+    proxy = await proxyFrom(
+      dir,
+      'interop',
+      `${identityYaml(writeIdentity(dir, 'server', serverSvid, bundles))}
+inbound:
+  - { name: web, listen: "127.0.0.1:0", target: "127.0.0.1:${app.port}", protocol: http }
+audit: { output: none }
+`,
+    );
+  });
+
+  after(async () => {
+    await proxy?.close();
+    await app?.close();
+  });
+
+  it('curl with a client certificate reaches an inbound listener', {
+    skip: !has('curl') && 'curl is not installed',
+  }, () => {
+    const port = proxy.ports.get('web') as number;
+    const out = execFileSync('curl', [
+      '-sS',
+      '--cert',
+      client.cert,
+      '--key',
+      client.key,
+      '--cacert',
+      client.bundle,
+      '--resolve',
+      `localhost:${port}:127.0.0.1`,
+      `https://localhost:${port}/from-curl`,
+    ]).toString();
+    assert.equal(JSON.parse(out).xfcc, `By=${ID_B};URI=${ID_A}`);
+  });
+
+  it('openssl s_client with a client certificate reaches an inbound listener', {
+    skip: !has('openssl') && 'openssl is not installed',
+  }, () => {
+    const port = proxy.ports.get('web') as number;
+    const res = spawnSync(
+      'openssl',
+      [
+        's_client',
+        '-connect',
+        `127.0.0.1:${port}`,
+        '-cert',
+        client.cert,
+        '-key',
+        client.key,
+        '-CAfile',
+        client.bundle,
+        '-verify_return_error',
+        '-quiet',
+      ],
+      { input: 'GET /from-openssl HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n', timeout: 10_000 },
+    );
+    const text = res.stdout.toString();
+    assert.match(text, /^HTTP\/1.1 200 OK/);
+    assert.match(text, new RegExp(`"xfcc":"By=${ID_B};URI=${ID_A}"`));
+  });
+
+  it('an outbound listener reaches nginx configured for mTLS (ssl_verify_client on)', {
+    skip: !has('nginx') && 'nginx is not installed',
+  }, async () => {
+    const server = writeIdentity(dir, 'nginx', ca.issueX509Svid(ID_B), bundles);
+    const { createServer } = await import('node:net');
+    const nginxPort = await new Promise<number>((r) => {
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const p = (s.address() as { port: number }).port;
+        s.close(() => r(p));
+      });
+    });
+    const conf = join(dir, 'nginx.conf');
+    writeFileSync(
+      conf,
+      `worker_processes 1;
+daemon off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/nginx-error.log warn;
+events { worker_connections 64; }
+http {
+  access_log off;
+  server {
+    listen 127.0.0.1:${nginxPort} ssl;
+    ssl_certificate ${server.cert};
+    ssl_certificate_key ${server.key};
+    ssl_client_certificate ${server.bundle};
+    ssl_verify_client on;
+    location / { return 200 "verify=$ssl_client_verify path=$uri\n"; }
+  }
+}
+`,
+    );
+    const nginx = spawn('nginx', ['-c', conf, '-e', join(dir, 'nginx-error.log')], { stdio: 'ignore' });
+    const outbound = await proxyFrom(
+      dir,
+      'to-nginx',
+      `${identityYaml(client)}
+outbound:
+  - { name: to-nginx, listen: "127.0.0.1:0", upstream: "127.0.0.1:${nginxPort}", protocol: http, upstream_id: "${ID_B}" }
+audit: { output: none }
+`,
+    );
+    try {
+      const res = await eventually(async () => {
+        const conn = await connectPlain(outbound.ports.get('to-nginx') as number);
+        const r = await conn.request('/through-steeple').catch(() => undefined);
+        conn.close();
+        return r?.status === 200 ? r : undefined;
+      }, 10_000);
+      assert.equal(res.body, 'verify=SUCCESS path=/through-steeple\n');
+    } finally {
+      await outbound.close();
+      nginx.kill('SIGQUIT');
+      await new Promise((r) => nginx.on('close', r));
+    }
   });
 });
 

@@ -225,13 +225,14 @@ async function serverFlow(datastoreYaml: string, operatorFor: (socketPath: strin
     assert.equal(verifyX509Svid(first.result.svid!.certChain, bundle).id.toString(), agentId);
     await expectCode(attest(token), Code.PermissionDenied, /already used/);
 
-    // Renew: the new SVID works, the old one no longer does.
+    // Renew: the new SVID works, and once it is used the old one no longer does.
     const renewKey = newKey();
     const renewed = await connect(first.svid).renewAgent({ csr: csrFor(renewKey) });
     const agent: HeldSvid = { certChain: renewed.svid!.certChain, privateKey: renewKey };
     verifyX509Svid(agent.certChain, bundle);
-    await expectCode(connect(first.svid).syncAuthorizedEntries({}), Code.PermissionDenied);
     const client = connect(agent);
+    await client.getBundles({});
+    await expectCode(connect(first.svid).syncAuthorizedEntries({}), Code.PermissionDenied);
 
     // Entries through the CLI; the agent syncs the one parented by it.
     const [webId, otherId] = await Promise.all([
@@ -314,7 +315,7 @@ async function serverFlow(datastoreYaml: string, operatorFor: (socketPath: strin
   }
 }
 
-describe('steeple server end to end', { concurrency: false }, () => {
+describe('steeple server end to end', { concurrency: false, timeout: 180_000 }, () => {
   const schemas: ScratchSchema[] = [];
   after(async () => {
     for (const s of schemas) await s.drop().catch(() => undefined);
@@ -387,7 +388,9 @@ describe('steeple server end to end', { concurrency: false }, () => {
         }
       };
       const writers = [writer(), writer(), writer(), writer()];
-      while (acknowledged.length < 200) await new Promise((r) => setTimeout(r, 10));
+      const deadline = Date.now() + 30_000;
+      while (acknowledged.length < 200 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(acknowledged.length >= 200, `only ${acknowledged.length} writes acknowledged in 30 s`);
       server.proc.kill('SIGKILL');
       killed = true;
       assert.equal(await server.exited, 'SIGKILL');

@@ -5,6 +5,15 @@
  */
 
 export {
+  type FakeJwtSvid,
+  type FakeJwtSvidMinter,
+  type FakeJwtSvidRequest,
+  type FakeWorkloadApi,
+  type StartFakeWorkloadApiOptions,
+  startFakeWorkloadApi,
+  type WorkloadApiMethod,
+} from './fake-workload-api.js';
+export {
   createTestJwtAuthority,
   type JwtMintOptions,
   type TestJwtAuthority,
@@ -22,12 +31,3 @@ export {
   type TestKeyType,
   type X509Breakage,
 } from './test-ca.js';
-export {
-  type FakeJwtSvid,
-  type FakeJwtSvidMinter,
-  type FakeJwtSvidRequest,
-  type FakeWorkloadApi,
-  type StartFakeWorkloadApiOptions,
-  startFakeWorkloadApi,
-  type WorkloadApiMethod,
-} from './fake-workload-api.js';

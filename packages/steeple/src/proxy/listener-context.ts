@@ -93,7 +93,8 @@ export function auditRecord(i: RecordInput): AuditRecord {
     policy: d?.policy,
     rule: d?.rule,
     audit_policy: d?.audit?.policy,
-    dry_run: dry === undefined ? undefined : { decision: dry.allowed ? 'allow' : 'deny', policy: dry.policy, rule: dry.rule },
+    dry_run:
+      dry === undefined ? undefined : { decision: dry.allowed ? 'allow' : 'deny', policy: dry.policy, rule: dry.rule },
     method: i.method,
     path: i.path,
     host: i.host,

@@ -5,6 +5,7 @@
  */
 
 import { type HealthServer, startHealthServer } from '../common/health-server.js';
+import { X509Source } from '@steeple/spiffe';
 import { createLogger, type Logger } from '../common/logger.js';
 import { createMetrics, type Metrics } from '../common/metrics.js';
 import { AuditLog } from './audit/audit-log.js';
@@ -42,12 +43,6 @@ export interface RunningProxy {
   close(graceMs?: number): Promise<void>;
 }
 
-interface WorkloadSourceEvents {
-  onError(listener: (err: Error) => void): () => void;
-  onUpdate(listener: () => void): () => void;
-  close(): Promise<void>;
-}
-
 /** Workload API identity: the configured socket, else SPIFFE_ENDPOINT_SOCKET. */
 async function workloadApiIdentity(
   config: ProxyConfig,
@@ -61,14 +56,9 @@ async function workloadApiIdentity(
       'no identity configured: set identity.files (cert, key, bundle), identity.workload_api.socket_path, or SPIFFE_ENDPOINT_SOCKET',
     );
   }
-  const full = address.includes('://') ? address : `unix://${address}`;
+  // A bare path is a Unix socket; anything else is an address URI for the SDK to check.
+  const full = address.startsWith('/') ? `unix://${address}` : address;
   logger.info({ address: full }, 'waiting for the first X.509-SVID from the Workload API');
-  // TEMPORARY until the SDK root exports X509Source (see the report).
-  const sdk = (await import('@steeple/spiffe')) as Record<string, unknown>;
-  const X509Source = sdk['X509Source'] as
-    | { create(o: { address: string }): Promise<IdentitySource & WorkloadSourceEvents> }
-    | undefined;
-  if (X509Source === undefined) throw new Error('this build of @steeple/spiffe has no Workload API X509Source');
   const source = await X509Source.create({ address: full });
   source.onError((err: Error) =>
     logger.warn({ reason: err.message }, 'Workload API stream error (retrying); keeping the last identity'),

@@ -47,6 +47,7 @@ data_dir: ./data
 ca_ttl: 48h
 default_x509_svid_ttl: 2h
 default_jwt_svid_ttl: 10m
+agent_ttl: 3h
 ca_key_type: ec-p384
 ca_subject: { country: DE, organization: [Acme, Acme Labs], common_name: Acme CA }
 jwt_issuer: https://oidc.example.org
@@ -62,6 +63,7 @@ telemetry: { prometheus: { port: 9988 } }
     assert.equal(c.bind_port, 0);
     assert.equal(c.ca_ttl, 48 * 3600);
     assert.equal(c.log_level, 'debug');
+    assert.equal(c.agent_ttl, 3 * 3600);
     assert.deepEqual(c.datastore, { type: 'postgres', connection_string: 'postgres://u@db/steeple' });
     assert.equal(c.upstream_authority?.disk.cert_file_path, '/ca.pem');
     assert.equal(c.node_attestors.x509pop?.ca_bundle_path, '/node-ca.pem');
@@ -102,6 +104,11 @@ telemetry: { prometheus: { port: 9988 } }
     assert.equal(issues.length, 1);
     assert.equal(issues[0]?.path, 'default_x509_svid_ttl');
     assert.match(issues[0]!.message, /shorter than ca_ttl \(1h\)/);
+  });
+
+  it('refuses an agent TTL that is not shorter than the CA TTL', () => {
+    const issues = issuesOf(() => parseServerConfig(`${minimal}agent_ttl: 30h\n`));
+    assert.equal(issues[0]?.path, 'agent_ttl');
   });
 
   it('refuses a JWT-SVID TTL that is not shorter than the CA TTL', () => {

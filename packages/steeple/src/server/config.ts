@@ -24,6 +24,7 @@ import { logLevelSchema } from '../common/config/log-level-schema.js';
 import { telemetrySchema } from '../common/config/telemetry-schema.js';
 import { DEFAULT_SERVER_SOCKET_PATH } from '../common/defaults.js';
 import { nodeAttestorsSchema } from './attestation/node-attestors-config.js';
+import { federationConfigIssues, federationConfigSchema } from './federation/federation-config.js';
 
 export { DEFAULT_SERVER_SOCKET_PATH };
 
@@ -94,6 +95,8 @@ export const ServerConfigSchema = z
     ca_ttl: durationSchema({ min: 60 }).prefault('24h'),
     default_x509_svid_ttl: durationSchema({ min: 1 }).prefault('1h'),
     default_jwt_svid_ttl: durationSchema({ min: 1 }).prefault('5m'),
+    /** Lifetime of agent SVIDs (SPIRE's `agent_ttl`); default `default_x509_svid_ttl`. */
+    agent_ttl: durationSchema({ min: 60 }).optional(),
     ca_key_type: z.enum(CA_KEY_TYPES).prefault('ec-p256'),
     ca_subject: caSubjectSchema.optional(),
     jwt_issuer: nonEmpty.optional(),
@@ -102,6 +105,7 @@ export const ServerConfigSchema = z
     key_manager: z.enum(['disk', 'memory']).prefault('disk'),
     upstream_authority: upstreamAuthoritySchema.optional(),
     node_attestors: nodeAttestorsSchema,
+    federation: federationConfigSchema.optional(),
     health_checks: healthChecksSchema,
     telemetry: telemetrySchema,
   })
@@ -117,12 +121,22 @@ export const ServerConfigSchema = z
             message: `${formatDuration(c.default_x509_svid_ttl)} must be shorter than ca_ttl (${formatDuration(c.ca_ttl)}): no SVID may outlive the CA that signs it`,
           });
         }
+        if (c.agent_ttl !== undefined && c.agent_ttl >= c.ca_ttl) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['agent_ttl'],
+            message: `${formatDuration(c.agent_ttl)} must be shorter than ca_ttl (${formatDuration(c.ca_ttl)}): no SVID may outlive the CA that signs it`,
+          });
+        }
         if (c.default_jwt_svid_ttl >= c.ca_ttl) {
           ctx.addIssue({
             code: 'custom',
             path: ['default_jwt_svid_ttl'],
             message: `${formatDuration(c.default_jwt_svid_ttl)} must be shorter than ca_ttl (${formatDuration(c.ca_ttl)}): no JWT-SVID may outlive the key that signs it`,
           });
+        }
+        for (const issue of federationConfigIssues(c.federation, c.trust_domain)) {
+          ctx.addIssue({ code: 'custom', path: ['federation', ...issue.path], message: issue.message });
         }
         const prometheus = c.telemetry.prometheus;
         if (prometheus !== undefined && c.health_checks.listener_enabled && prometheus.port !== 0) {

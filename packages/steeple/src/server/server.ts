@@ -32,6 +32,7 @@ import { createDiskUpstreamAuthority } from './ca/upstream-authority.js';
 import { type ServerConfig, serverConfigWarnings } from './config.js';
 import { type Datastore, openDatastore } from './datastore/index.js';
 import { DatastoreBundlePublisher } from './datastore-bundle-publisher.js';
+import { type RunningFederation, startFederation } from './federation/start-federation.js';
 
 /** How often expired join tokens and entries are pruned and old entry events dropped. */
 const HOUSEKEEPING_INTERVAL_MS = 60_000;
@@ -65,6 +66,8 @@ export interface RunningServer {
   readonly healthUrl: string | undefined;
   /** Base URL of the Prometheus listener, when configured. */
   readonly metricsUrl: string | undefined;
+  /** URL of the federation bundle endpoint, when configured. */
+  readonly bundleEndpointUrl: string | undefined;
   /** The trust domain's bundle as last published. */
   bundle(): SpiffeBundle;
   /** Whether the server can do its job now (datastore reachable, CA active, changes flowing). */
@@ -239,12 +242,27 @@ export async function startServer(config: ServerConfig, options: StartServerOpti
       serverSvid,
       defaultX509SvidTtl: config.default_x509_svid_ttl,
       defaultJwtSvidTtl: config.default_jwt_svid_ttl,
+      agentSvidTtl: config.agent_ttl ?? config.default_x509_svid_ttl,
       clock,
       logger: logger.child({ component: 'agent-api' }),
       metrics,
       onLocalWrite: refreshFeed,
     });
     stops.push({ name: 'agent-api', stop: () => agentApi.close() });
+
+    // Federation: the bundle endpoint (when configured) and the manager that keeps every
+    // federated bundle current; a fetched bundle reaches agents through the change feed.
+    const federation: RunningFederation = await startFederation({
+      config: config.federation,
+      trustDomain,
+      datastore,
+      serverSvid,
+      clock,
+      logger,
+      metrics,
+    });
+    stops.push({ name: 'federation', stop: () => federation.close() });
+    stops.push({ name: 'federation-watch', stop: federation.manager.onBundlesChanged(refreshFeed) });
 
     const readiness = async (): Promise<Readiness> => {
       const status = ca.status();
@@ -282,7 +300,13 @@ export async function startServer(config: ServerConfig, options: StartServerOpti
           },
         ];
       },
-      onChange: refreshFeed,
+      refreshBundle: (td) => federation.manager.refresh(td),
+      onChange: (what) => {
+        refreshFeed();
+        if (what === 'federation') {
+          federation.manager.sync().catch((err: unknown) => logger.warn({ err }, 'cannot apply federation changes'));
+        }
+      },
     });
     const admin: AdminServer = await startAdminServer({
       socketPath: config.socket_path,
@@ -357,6 +381,7 @@ export async function startServer(config: ServerConfig, options: StartServerOpti
       datastoreDescription: datastore.description,
       healthUrl: health?.url,
       metricsUrl: prometheus ? `${prometheus.url}/metrics` : undefined,
+      bundleEndpointUrl: federation.endpoint?.url,
       bundle: () => ca.bundle(),
       readiness,
       close,
@@ -371,6 +396,7 @@ export async function startServer(config: ServerConfig, options: StartServerOpti
         datastore: datastore.description,
         ...(health ? { health: health.url } : {}),
         ...(prometheus ? { metrics: running.metricsUrl } : {}),
+        ...(federation.endpoint ? { bundleEndpoint: federation.endpoint.url } : {}),
       },
       describeRunningServer(running),
     );

@@ -115,7 +115,10 @@ export class OutboundListener {
     type: 'connection' | 'request',
     destinationId: string | undefined,
     denied: boolean,
-    rest: Pick<RecordInput, 'reason' | 'method' | 'path' | 'host' | 'status' | 'bytesReceived' | 'bytesSent' | 'durationMs' | 'tls'>,
+    rest: Pick<
+      RecordInput,
+      'reason' | 'method' | 'path' | 'host' | 'status' | 'bytesReceived' | 'bytesSent' | 'durationMs' | 'tls'
+    >,
   ) {
     return auditRecord({
       type,

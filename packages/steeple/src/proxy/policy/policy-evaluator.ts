@@ -71,7 +71,14 @@ export class PolicyEvaluator {
     const set = this.#forListener(a.listener);
     let decision = decide(set, a);
     const audit = set.audit.length > 0 ? firstMatch(set.audit, a) : undefined;
-    if (audit) decision = { allowed: decision.allowed, policy: decision.policy, rule: decision.rule, reason: decision.reason, audit };
+    if (audit)
+      decision = {
+        allowed: decision.allowed,
+        policy: decision.policy,
+        rule: decision.rule,
+        reason: decision.reason,
+        audit: { policy: audit.policy, rule: audit.rule },
+      };
     if (set.shadow !== undefined) {
       const shadow = decide(set.shadow, a);
       const dryRun = {

@@ -57,8 +57,10 @@ export interface AgentApiServer {
   close(): Promise<void>;
 }
 
+/** gRPC's names for status codes: `ok`, `permission_denied`, … (Connect's enum is CamelCase). */
 function codeName(code: Code | 0): string {
-  return code === 0 ? 'ok' : (Code[code] ?? String(code)).toLowerCase();
+  if (code === 0) return 'ok';
+  return (Code[code] ?? String(code)).replace(/([a-z])([A-Z])/g, '$1_$2').toLowerCase();
 }
 
 /** Logs each call at debug, refusals at warn and failures at error, and counts them by method and code. */

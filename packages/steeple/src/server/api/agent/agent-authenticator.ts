@@ -34,6 +34,8 @@ export interface AuthenticatedAgent {
   readonly record: AttestedAgent;
   /** Serial number of the presented SVID, normalized (see {@link normalizeSerial}). */
   readonly serial: string;
+  /** Epoch ms of the presented SVID's notAfter. */
+  readonly notAfter: number;
 }
 
 export interface AgentAuthenticatorOptions {
@@ -81,6 +83,8 @@ export class AgentAuthenticator {
   readonly #options: AgentAuthenticatorOptions;
   readonly #clock: Clock;
   readonly #verified = new WeakMap<Http2Session, VerifiedPeer | ConnectError>();
+  /** Per agent ID: the serial it renewed away from, until the new one is first used. */
+  readonly #renewals = new Map<string, { previous: string; current: string; previousNotAfter: number }>();
 
   constructor(options: AgentAuthenticatorOptions) {
     this.#options = options;
@@ -108,13 +112,37 @@ export class AgentAuthenticator {
         Code.PermissionDenied,
       );
     }
-    if (normalizeSerial(record.serialNumber) !== peer.serial) {
+    const current = normalizeSerial(record.serialNumber);
+    const renewal = this.#renewals.get(idText);
+    if (current === peer.serial) {
+      // The renewed SVID is in use: the one it replaced stops working (SPIRE promotes it alike).
+      if (renewal?.current === current) this.#renewals.delete(idText);
+    } else if (
+      renewal === undefined ||
+      renewal.current !== current ||
+      renewal.previous !== peer.serial ||
+      renewal.previousNotAfter <= this.#clock.now().getTime()
+    ) {
       throw new ConnectError(
         `the presented SVID (serial ${peer.serial}) is not the current SVID of agent ${idText}: it was renewed or the agent re-attested`,
         Code.PermissionDenied,
       );
     }
-    return { id: peer.id, record, serial: peer.serial };
+    return { id: peer.id, record, serial: peer.serial, notAfter: peer.notAfter };
+  }
+
+  /**
+   * Records a renewal: until the agent first presents the new SVID, the one it renewed with
+   * keeps working, so an agent whose RenewAgent response was lost can simply retry (SPIRE's
+   * "new serial number" rule). Kept in this server's memory: a retry that reaches another
+   * server of the trust domain is refused and the agent re-attests.
+   */
+  rememberRenewal(agent: AuthenticatedAgent, newSerial: string): void {
+    this.#renewals.set(agent.id.toString(), {
+      previous: agent.serial,
+      current: normalizeSerial(newSerial),
+      previousNotAfter: agent.notAfter,
+    });
   }
 
   #verifyPeer(session: Http2Session | undefined): VerifiedPeer {

@@ -26,7 +26,7 @@ import {
 } from '../../../gen/steeple/agent/v1/agent_pb.js';
 import type { NodeAttestor } from '../../attestation/node-attestor.js';
 import { parseCsr } from '../../ca/csr.js';
-import type { Datastore, RegistrationEntry } from '../../datastore/index.js';
+import { type Datastore, isNodeAlias, type RegistrationEntry } from '../../datastore/index.js';
 import type { AgentAuthenticator, AuthenticatedAgent } from './agent-authenticator.js';
 import { serialOf } from './agent-authenticator.js';
 import { createAttestAgent } from './attest-agent.js';
@@ -125,7 +125,8 @@ export function createAgentService(deps: AgentServiceDeps): Impl {
     );
     const leaf = svid.certChain[0];
     if (leaf === undefined) throw new Error('the CA returned an empty certificate chain');
-    const updated = await deps.datastore.agents.updateSerial(agent.id.toString(), serialOf(leaf), svid.expiresAt, {
+    const serial = serialOf(leaf);
+    const updated = await deps.datastore.agents.updateSerial(agent.id.toString(), serial, svid.expiresAt, {
       expectedSerial: agent.record.serialNumber,
     });
     if (updated === undefined) {
@@ -134,6 +135,7 @@ export function createAgentService(deps: AgentServiceDeps): Impl {
         Code.PermissionDenied,
       );
     }
+    deps.authenticator.rememberRenewal(agent, serial);
     logger.debug({ agentId: agent.id.toString(), expiresAt: svid.expiresAt }, 'agent SVID renewed');
     return { svid: x509SvidToProto(agent.id.toString(), svid) };
   };
@@ -177,8 +179,10 @@ export function createAgentService(deps: AgentServiceDeps): Impl {
     ctx: HandlerContext,
   ): AsyncGenerator<MessageInitShape<typeof WatchChangesResponseSchema>> {
     let agent = agentOf(ctx);
-    let known = new Set(authorizedFor(agent).map((e) => e.id));
-    let trustDomains = new Set([ownTd, ...federatedTrustDomains(authorizedFor(agent))]);
+    // What the agent may hold now; a change matters to it when it touches these or a node alias.
+    const initial = authorizedFor(agent);
+    let known = new Set(initial.map((e) => e.id));
+    let trustDomains = new Set([ownTd, ...federatedTrustDomains(initial)]);
     const pending = new Set<ChangeKind>();
     let wake: (() => void) | undefined;
     const notify = (kind: ChangeKind) => {
@@ -192,8 +196,8 @@ export function createAgentService(deps: AgentServiceDeps): Impl {
         change.reloaded ||
         change.entries.some(
           ({ before, after }) =>
-            (before !== undefined && (known.has(before.id) || before.parentId.endsWith('/spire/server'))) ||
-            (after !== undefined && (nowIds.has(after.id) || after.parentId.endsWith('/spire/server'))),
+            (before !== undefined && (known.has(before.id) || isNodeAlias(before))) ||
+            (after !== undefined && (nowIds.has(after.id) || isNodeAlias(after))),
         );
       known = nowIds;
       const nextTrustDomains = new Set([ownTd, ...federatedTrustDomains(nowAuthorized)]);

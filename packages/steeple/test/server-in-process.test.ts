@@ -1,7 +1,7 @@
 /**
  * The server in one process: startServer on a temp dir (SQLite, port 0), driven through the
  * admin client and a minimal Agent API client. The end-to-end test with real processes is
- * test/server-e2e.test.ts; this one covers the Agent API's rules in detail, fast.
+ * server-e2e.test.ts; this one covers the Agent API's rules in detail, fast.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -12,8 +12,15 @@ import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { create } from '@bufbuild/protobuf';
 import { Code, ConnectError } from '@connectrpc/connect';
-import { JwtSvid, SpiffeBundle, verifyX509Svid } from '@steeple/spiffe';
+import { JwtSvid, SpiffeBundle, SpiffeId, TrustDomain, verifyX509Svid } from '@steeple/spiffe';
 import { createTestCa } from '@steeple/spiffe/testing';
+import { type AdminClient, createAdminClient } from '../src/common/admin-client.js';
+import { createLogger } from '../src/common/logger.js';
+import { AttestAgentRequestSchema, ChangeKind } from '../src/gen/steeple/agent/v1/agent_pb.js';
+import { parseServerConfig } from '../src/server/config.js';
+import { createScratchSchema, type ScratchSchema } from '../src/server/datastore/testing/postgres-scratch-schema.js';
+import { fetchBundle } from '../src/server/federation/bundle-endpoint-client.js';
+import { type RunningServer, startServer } from '../src/server/server.js';
 import {
   type AgentApiConnection,
   attestAgent,
@@ -21,13 +28,7 @@ import {
   csrFor,
   type HeldSvid,
   newKey,
-} from '../../test/support/agent-api-client.js';
-import { type AdminClient, createAdminClient } from '../common/admin-client.js';
-import { createLogger } from '../common/logger.js';
-import { AttestAgentRequestSchema, ChangeKind } from '../gen/steeple/agent/v1/agent_pb.js';
-import { parseServerConfig } from './config.js';
-import { createScratchSchema, type ScratchSchema } from './datastore/testing/postgres-scratch-schema.js';
-import { type RunningServer, startServer } from './server.js';
+} from './support/agent-api-client.js';
 
 const TD = 'example.org';
 const enc = new TextEncoder();
@@ -68,6 +69,7 @@ bind_port: 0
 socket_path: ${dir}/admin/api.sock
 health_checks: { listener_enabled: true, bind_address: 127.0.0.1, bind_port: 0 }
 telemetry: { prometheus: { host: 127.0.0.1, port: 0 } }
+federation: { bundle_endpoint: { address: 127.0.0.1, port: 0 } }
 `;
 
   const start = async () => {
@@ -154,16 +156,24 @@ telemetry: { prometheus: { host: 127.0.0.1, port: 0 } }
     await expectCode(connect().syncAuthorizedEntries({}), Code.Unauthenticated, /attest first/);
   });
 
-  it('renews the agent SVID; the old one stops working', async () => {
+  it('renews the agent SVID; the old one works until the new one is used, then stops', async () => {
     const { svid } = await attestWithToken(await token());
-    const client = connect(svid);
     const key = newKey();
-    const renewed = await client.renewAgent({ csr: csrFor(key) });
+    const renewed = await connect(svid).renewAgent({ csr: csrFor(key) });
     assert.ok(renewed.svid);
     verifyX509Svid(renewed.svid.certChain, bundle);
+    // As if the response had been lost: the agent retries with the SVID it still holds.
+    const retryKey = newKey();
+    const retried = await connect(svid).renewAgent({ csr: csrFor(retryKey) });
+    const newest: HeldSvid = { certChain: retried.svid!.certChain, privateKey: retryKey };
+    // The lost one never becomes valid; the newest does, and using it retires the old one.
+    await expectCode(
+      connect({ certChain: renewed.svid.certChain, privateKey: key }).syncAuthorizedEntries({}),
+      Code.PermissionDenied,
+      /not the current SVID/,
+    );
+    await connect(newest).syncAuthorizedEntries({});
     await expectCode(connect(svid).syncAuthorizedEntries({}), Code.PermissionDenied, /not the current SVID/);
-    const fresh = connect({ certChain: renewed.svid.certChain, privateKey: key });
-    await fresh.syncAuthorizedEntries({});
   });
 
   it('syncs authorized entries in full, then as deltas by revision', async () => {
@@ -231,9 +241,10 @@ telemetry: { prometheus: { host: 127.0.0.1, port: 0 } }
       x509SvidTtl: 600,
     });
     const theirs = await createEntry(`spiffe://${TD}/batch/theirs`, `spiffe://${TD}/spire/agent/join_token/x`);
+    const mineKey = newKey();
     const res = await client.batchNewX509Svid({
       params: [
-        { entryId: mine.id, csr: csrFor(newKey()) },
+        { entryId: mine.id, csr: csrFor(mineKey) },
         { entryId: theirs.id, csr: csrFor(newKey()) },
         { entryId: 'no-such-entry', csr: csrFor(newKey()) },
         { entryId: mine.id, csr: new Uint8Array([1, 2, 3]) },
@@ -249,6 +260,12 @@ telemetry: { prometheus: { host: 127.0.0.1, port: 0 } }
     assert.ok(verified.verifiedChain[0]!.subjectAltName?.includes('DNS:mine.example.org'));
     const ttl = Number(leaf.expiresAt) - Math.floor(Date.now() / 1000);
     assert.ok(ttl <= 600 && ttl > 500, `TTL from the entry, got ${ttl}`);
+    // A workload SVID is not an agent SVID.
+    await expectCode(
+      connect({ certChain: leaf.certChain, privateKey: mineKey }).syncAuthorizedEntries({}),
+      Code.PermissionDenied,
+      /is not an agent ID/,
+    );
     const audit = logs.lines.find((l) => l.audit === true && l.entryId === theirs.id);
     assert.ok(audit, 'an audit line names the refused entry');
     assert.equal(audit.agentId, result.spiffeId);
@@ -355,12 +372,35 @@ telemetry: { prometheus: { host: 127.0.0.1, port: 0 } }
     const ready = await fetch(`${server.healthUrl}/ready`);
     assert.equal(ready.status, 200, await ready.text());
     const metrics = await (await fetch(server.metricsUrl)).text();
-    assert.match(metrics, /steeple_svids_signed_total\{type="agent_x509",trust_domain="example.org"\} [1-9]/);
-    assert.match(metrics, /steeple_svids_signed_total\{type="x509",trust_domain="example.org"\} [1-9]/);
-    assert.match(metrics, /steeple_svid_signing_seconds_count\{type="jwt",trust_domain="example.org"\} [1-9]/);
-    assert.match(metrics, /steeple_agent_api_calls_total\{method="BatchNewX509Svid",code="ok",trust_domain="example.org"\} [1-9]/);
-    assert.match(metrics, /steeple_agent_api_calls_total\{method="SyncAuthorizedEntries",code="permission_denied",/);
-    assert.match(metrics, /steeple_registration_entries\{trust_domain="example.org"\} [1-9]/);
+    // One sample with these labels (in any order) and a value of at least 1.
+    const sample = (name: string, labels: Record<string, string>) => {
+      const line = metrics
+        .split('\n')
+        .find((l) => l.startsWith(`${name}{`) && Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`)));
+      assert.ok(line, `${name} ${JSON.stringify(labels)} in\n${metrics}`);
+      assert.ok(Number(line.split(' ').pop()) >= 1, line);
+    };
+    sample('steeple_svids_signed_total', { type: 'agent_x509', trust_domain: TD });
+    sample('steeple_svids_signed_total', { type: 'x509' });
+    sample('steeple_svids_signed_total', { type: 'jwt' });
+    sample('steeple_svid_signing_seconds_count', { type: 'x509' });
+    sample('steeple_agent_api_calls_total', { method: 'BatchNewX509Svid', code: 'ok' });
+    sample('steeple_agent_api_calls_total', { method: 'SyncAuthorizedEntries', code: 'permission_denied' });
+    sample('steeple_registration_entries', {});
+  });
+
+  it('serves its bundle on the federation bundle endpoint (https_spiffe, the server SVID)', async () => {
+    assert.ok(server.bundleEndpointUrl);
+    const fetched = await fetchBundle({
+      url: server.bundleEndpointUrl,
+      trustDomain: TrustDomain.parse(TD),
+      authentication: {
+        profile: 'https_spiffe',
+        endpointSpiffeId: SpiffeId.parse(`spiffe://${TD}/spire/server`),
+        endpointBundle: bundle.x509Bundle(),
+      },
+    });
+    assert.ok(fetched.bundle.x509Bundle().equals(bundle.x509Bundle()));
   });
 
   it('never logs tokens or CSRs', () => {

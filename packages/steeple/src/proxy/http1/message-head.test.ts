@@ -1,0 +1,134 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ChunkedScanner } from './chunked-scanner.js';
+import { HttpParseError, parseRequestHead, parseResponseHead, responseFraming } from './message-head.js';
+import { normalizeTarget } from './normalize-path.js';
+
+const head = (lines: string[]) => lines.join('\r\n');
+
+describe('parseRequestHead', () => {
+  it('reads the request line, headers and framing', () => {
+    const h = parseRequestHead(head(['POST /a?b=1 HTTP/1.1', 'Host: shop', 'Content-Length: 5', 'X-Y:  z ']));
+    assert.equal(h.method, 'POST');
+    assert.equal(h.target, '/a?b=1');
+    assert.equal(h.minorVersion, 1);
+    assert.deepEqual(h.framing, { kind: 'length', length: 5 });
+    assert.deepEqual(h.names, ['host', 'content-length', 'x-y']);
+    assert.equal(h.values[2], 'z');
+    assert.equal(h.host, 'shop');
+    assert.equal(h.wantsClose, false);
+  });
+
+  it('knows chunked bodies, Connection: close, HTTP/1.0 and upgrades', () => {
+    assert.deepEqual(
+      parseRequestHead(head(['PUT / HTTP/1.1', 'host: a', 'transfer-encoding: gzip, chunked'])).framing,
+      {
+        kind: 'chunked',
+      },
+    );
+    assert.equal(
+      parseRequestHead(head(['GET / HTTP/1.1', 'host: a', 'connection: Keep-Alive, close'])).wantsClose,
+      true,
+    );
+    assert.equal(parseRequestHead(head(['GET / HTTP/1.0'])).wantsClose, true);
+    assert.equal(parseRequestHead(head(['GET / HTTP/1.0', 'connection: keep-alive'])).wantsClose, false);
+    assert.equal(
+      parseRequestHead(head(['GET / HTTP/1.1', 'host: a', 'connection: upgrade', 'upgrade: websocket'])).upgrade,
+      true,
+    );
+  });
+
+  it('refuses what could smuggle a request past the proxy (RFC 9112 §6.3, §11.2)', () => {
+    const refuses = (lines: string[], why: RegExp) =>
+      assert.throws(
+        () => parseRequestHead(head(lines)),
+        (e: unknown) => e instanceof HttpParseError && why.test(e.message),
+      );
+    refuses(['POST / HTTP/1.1', 'host: a', 'content-length: 5', 'transfer-encoding: chunked'], /both/);
+    refuses(['POST / HTTP/1.1', 'host: a', 'content-length: 5', 'content-length: 6'], /conflicting/);
+    refuses(['POST / HTTP/1.1', 'host: a', 'content-length: +5'], /invalid Content-Length/);
+    refuses(['POST / HTTP/1.1', 'host: a', 'transfer-encoding: chunked, gzip'], /final chunked/);
+    refuses(['GET / HTTP/1.1', 'host: a', ' folded: x'], /folding/);
+    refuses(['GET / HTTP/1.1', 'host: a', 'bad\nheader: x'], /bare CR, LF/);
+    refuses(['GET / HTTP/1.1', 'host: a', 'bad header: x'], /invalid header name/);
+    refuses(['GET / HTTP/1.1'], /missing Host/);
+    refuses(['GET / HTTP/1.1', 'host: a', 'host: b'], /more than one Host/);
+    refuses(['GET /a b HTTP/1.1', 'host: a'], /request target/);
+    assert.throws(
+      () => parseRequestHead('GET / HTTP/2.0'),
+      (e: unknown) => (e as HttpParseError).status === 505,
+    );
+  });
+});
+
+describe('parseResponseHead and responseFraming', () => {
+  it('frames by status, method, Transfer-Encoding and Content-Length', () => {
+    const res = (lines: string[]) => parseResponseHead(head(lines));
+    assert.deepEqual(responseFraming('GET', res(['HTTP/1.1 200 OK', 'content-length: 3'])), {
+      kind: 'length',
+      length: 3,
+    });
+    assert.deepEqual(responseFraming('HEAD', res(['HTTP/1.1 200 OK', 'content-length: 3'])), { kind: 'none' });
+    assert.deepEqual(responseFraming('GET', res(['HTTP/1.1 204 No Content'])), { kind: 'none' });
+    assert.deepEqual(responseFraming('GET', res(['HTTP/1.1 304 Not Modified', 'content-length: 9'])), { kind: 'none' });
+    assert.deepEqual(
+      responseFraming('GET', res(['HTTP/1.1 200 OK', 'transfer-encoding: chunked', 'content-length: 9'])),
+      {
+        kind: 'chunked',
+      },
+    );
+    assert.deepEqual(responseFraming('GET', res(['HTTP/1.1 200 OK'])), { kind: 'close' });
+    assert.equal(res(['HTTP/1.0 200 OK']).connectionClose, true);
+    assert.throws(() => res(['HTTP/1.1 2xx OK']), HttpParseError);
+  });
+});
+
+describe('ChunkedScanner', () => {
+  const body = Buffer.from('4;ext=1\r\nWiki\r\n5\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\nTrailer: x\r\n\r\nNEXT');
+
+  it('finds the end of a chunked body with extensions and trailers', () => {
+    assert.equal(new ChunkedScanner().scan(body), body.length - 4);
+  });
+
+  it('finds it across any split of the stream', () => {
+    for (let cut = 1; cut < body.length - 4; cut++) {
+      const s = new ChunkedScanner();
+      assert.equal(s.scan(body.subarray(0, cut)), -1, `cut ${cut}`);
+      assert.equal(s.scan(body.subarray(cut)), body.length - 4 - cut, `cut ${cut}`);
+      assert.equal(s.done, true);
+    }
+  });
+
+  it('refuses malformed framing', () => {
+    for (const bad of ['x\r\n', '4\r\nWikiXX', '4\nWiki\r\n', `${'f'.repeat(13)}\r\n`]) {
+      assert.throws(() => new ChunkedScanner().scan(Buffer.from(bad)), HttpParseError, bad);
+    }
+  });
+});
+
+describe('normalizeTarget', () => {
+  it('leaves normal paths alone and keeps the query', () => {
+    assert.deepEqual(normalizeTarget('/a/b?x=1'), { path: '/a/b', target: '/a/b?x=1', changed: false });
+  });
+
+  it('removes dot segments, merges slashes, decodes unreserved characters', () => {
+    assert.equal(normalizeTarget('/a/./b/../c')?.path, '/a/c');
+    assert.equal(normalizeTarget('//admin//x')?.path, '/admin/x');
+    assert.equal(normalizeTarget('/%61dmin/%7e')?.path, '/admin/~');
+    assert.equal(normalizeTarget('/a%2fb')?.path, '/a%2Fb', 'an encoded slash stays encoded');
+    assert.equal(normalizeTarget('/../../etc')?.path, '/etc');
+    assert.deepEqual(normalizeTarget('/a/../b?q=/../'), { path: '/b', target: '/b?q=/../', changed: true });
+  });
+
+  it('accepts absolute-form, "*" and authority-form targets', () => {
+    assert.deepEqual(normalizeTarget('http://shop:80/x?y'), {
+      path: '/x',
+      target: '/x?y',
+      changed: true,
+      authority: 'shop:80',
+    });
+    assert.equal(normalizeTarget('*')?.path, '*');
+    assert.equal(normalizeTarget('shop:443')?.path, '');
+    assert.equal(normalizeTarget('ftp://x'), undefined);
+  });
+});

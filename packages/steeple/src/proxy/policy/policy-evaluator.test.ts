@@ -1,0 +1,275 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parseYamlConfig } from '../../common/config/load-yaml.js';
+import { ConfigError } from '../../common/errors.js';
+import type { RequestAttributes } from './attributes.js';
+import { PolicyEvaluator } from './policy-evaluator.js';
+import { PolicyFileSchema } from './policy-schema.js';
+
+function evaluator(yaml: string): PolicyEvaluator {
+  return PolicyEvaluator.fromFile(parseYamlConfig(yaml, PolicyFileSchema));
+}
+
+const FRONTEND = 'spiffe://example.org/ns/shop/sa/frontend';
+
+function http(overrides: Partial<RequestAttributes> = {}): RequestAttributes {
+  const headers: Record<string, string> = { 'x-env': 'prod' };
+  return {
+    kind: 'http',
+    listener: 'web',
+    principal: FRONTEND,
+    sourceIp: '10.1.2.3',
+    destinationIp: '10.0.0.1',
+    destinationPort: 8080,
+    method: 'GET',
+    path: '/orders/7',
+    host: 'shop.example.org:8080',
+    header: (name) => headers[name],
+    ...overrides,
+  };
+}
+
+function tcp(overrides: Partial<RequestAttributes> = {}): RequestAttributes {
+  return {
+    kind: 'tcp',
+    listener: 'db',
+    principal: FRONTEND,
+    sourceIp: '10.1.2.3',
+    destinationIp: '10.0.0.1',
+    destinationPort: 5432,
+    ...overrides,
+  };
+}
+
+describe('PolicyEvaluator (Istio AuthorizationPolicy semantics)', () => {
+  it('allows everything when no ALLOW policy applies', () => {
+    const d = PolicyEvaluator.allowAll().evaluate(http());
+    assert.equal(d.allowed, true);
+    assert.equal(d.policy, undefined);
+  });
+
+  it('when any ALLOW policy exists, a request must match one', () => {
+    const e = evaluator(`
+policies:
+  - name: frontend
+    action: ALLOW
+    rules: [{ from: [{ source: { principals: ["${FRONTEND}"] } }] }]
+`);
+    assert.deepEqual(
+      [e.evaluate(http()).allowed, e.evaluate(http({ principal: 'spiffe://example.org/other' })).allowed],
+      [true, false],
+    );
+    assert.equal(e.evaluate(http()).policy, 'frontend');
+    assert.equal(e.evaluate(http({ principal: undefined })).reason, 'denied: no ALLOW policy matched');
+  });
+
+  it('DENY is evaluated before ALLOW', () => {
+    const e = evaluator(`
+policies:
+  - { name: all, action: ALLOW, rules: [{}] }
+  - name: no-admin
+    action: DENY
+    rules: [{ to: [{ operation: { paths: ["/admin*"] } }] }]
+`);
+    const d = e.evaluate(http({ path: '/admin/users' }));
+    assert.equal(d.allowed, false);
+    assert.equal(d.policy, 'no-admin');
+    assert.equal(d.rule, 0);
+    assert.equal(d.reason, 'denied by policy no-admin');
+    assert.equal(e.evaluate(http()).allowed, true);
+  });
+
+  it('an ALLOW policy with an empty rule list allows nothing; `rules: [{}]` allows everything', () => {
+    assert.equal(evaluator('policies: [{ name: none, action: ALLOW }]').evaluate(http()).allowed, false);
+    assert.equal(evaluator('policies: [{ name: none, action: ALLOW, rules: [] }]').evaluate(http()).allowed, false);
+    assert.equal(evaluator('policies: [{ name: all, action: ALLOW, rules: [{}] }]').evaluate(http()).allowed, true);
+    assert.equal(evaluator('policies: [{ name: none, action: DENY }]').evaluate(http()).allowed, true);
+  });
+
+  it('principals: exact, prefix*, *suffix, "*" (any authenticated), Istio form without the scheme', () => {
+    const allows = (pattern: string, principal: string | undefined) =>
+      evaluator(`policies: [{ name: p, rules: [{ from: [{ source: { principals: ["${pattern}"] } }] }] }]`).evaluate(
+        http({ principal }),
+      ).allowed;
+    assert.equal(allows(FRONTEND, FRONTEND), true);
+    assert.equal(allows('spiffe://example.org/ns/shop/*', FRONTEND), true);
+    assert.equal(allows('spiffe://example.org/ns/bank/*', FRONTEND), false);
+    assert.equal(allows('*/sa/frontend', FRONTEND), true);
+    assert.equal(allows('*/sa/backend', FRONTEND), false);
+    assert.equal(allows('example.org/ns/shop/sa/frontend', FRONTEND), true);
+    assert.equal(allows('*', FRONTEND), true);
+    assert.equal(allows('*', undefined), false, '"*" requires an authenticated caller');
+  });
+
+  it('notPrincipals ["*"] matches exactly the unauthenticated callers', () => {
+    const e = evaluator(`
+policies:
+  - name: no-plaintext
+    action: DENY
+    rules: [{ from: [{ source: { notPrincipals: ["*"] } }] }]
+`);
+    assert.equal(e.evaluate(http({ principal: undefined })).allowed, false);
+    assert.equal(e.evaluate(http()).allowed, true);
+  });
+
+  it('trustDomains, notTrustDomains and namespaces', () => {
+    const e = evaluator(`
+policies:
+  - name: partners
+    rules:
+      - from: [{ source: { trustDomains: [partner.org] } }]
+      - from: [{ source: { namespaces: [shop], notTrustDomains: [partner.org] } }]
+`);
+    assert.equal(e.evaluate(http({ principal: 'spiffe://partner.org/x' })).rule, 0);
+    assert.equal(e.evaluate(http()).rule, 1);
+    assert.equal(e.evaluate(http({ principal: 'spiffe://example.org/ns/bank/sa/x' })).allowed, false);
+    assert.equal(e.evaluate(http({ principal: 'spiffe://example.org/shop' })).allowed, false, 'no /ns/ segment');
+  });
+
+  it('ipBlocks and notIpBlocks, with IPv4-mapped IPv6 addresses', () => {
+    const e = evaluator(`
+policies:
+  - name: internal
+    rules: [{ from: [{ source: { ipBlocks: ["10.0.0.0/8", "2001:db8::/32"], notIpBlocks: ["10.9.0.0/16"] } }] }]
+`);
+    assert.equal(e.evaluate(http()).allowed, true);
+    assert.equal(e.evaluate(http({ sourceIp: '::ffff:10.1.2.3' })).allowed, true);
+    assert.equal(e.evaluate(http({ sourceIp: '2001:db8::7' })).allowed, true);
+    assert.equal(e.evaluate(http({ sourceIp: '10.9.1.1' })).allowed, false);
+    assert.equal(e.evaluate(http({ sourceIp: '192.0.2.1' })).allowed, false);
+  });
+
+  it('operations: methods, paths (exact, prefix, suffix), notPaths, ports, hosts with or without port', () => {
+    const e = evaluator(`
+policies:
+  - name: reads
+    rules:
+      - to:
+          - operation:
+              methods: [GET, HEAD]
+              paths: ["/orders/*", "*.css", "/health"]
+              notPaths: ["/orders/secret"]
+              ports: ["8080"]
+              hosts: ["shop.example.org"]
+`);
+    assert.equal(e.evaluate(http()).allowed, true);
+    assert.equal(e.evaluate(http({ method: 'POST' })).allowed, false);
+    assert.equal(e.evaluate(http({ path: '/site.css' })).allowed, true);
+    assert.equal(e.evaluate(http({ path: '/health' })).allowed, true);
+    assert.equal(e.evaluate(http({ path: '/healthz' })).allowed, false);
+    assert.equal(e.evaluate(http({ path: '/orders/secret' })).allowed, false);
+    assert.equal(e.evaluate(http({ destinationPort: 9090 })).allowed, false);
+    assert.equal(e.evaluate(http({ host: 'SHOP.example.org' })).allowed, true, 'hosts are case-insensitive');
+    assert.equal(e.evaluate(http({ host: 'evil.example.org' })).allowed, false);
+  });
+
+  it('when: request headers (with prefix match and notValues), source.ip, destination.port', () => {
+    const e = evaluator(`
+policies:
+  - name: prod
+    rules:
+      - when:
+          - { key: "request.headers[X-Env]", values: ["pro*"] }
+          - { key: source.ip, notValues: ["10.9.0.0/16"] }
+          - { key: destination.port, values: ["8080"] }
+`);
+    assert.equal(e.evaluate(http()).allowed, true);
+    assert.equal(e.evaluate(http({ header: () => 'staging' })).allowed, false);
+    assert.equal(e.evaluate(http({ header: () => undefined })).allowed, false);
+    assert.equal(e.evaluate(http({ sourceIp: '10.9.0.1' })).allowed, false);
+  });
+
+  it('on TCP, an ALLOW rule with HTTP-only fields matches nothing, a DENY rule drops them', () => {
+    const allow = evaluator(`policies: [{ name: a, rules: [{ to: [{ operation: { methods: [GET] } }] }] }]`);
+    assert.equal(allow.evaluate(tcp()).allowed, false);
+    const deny = evaluator(`
+policies:
+  - name: d
+    action: DENY
+    rules: [{ from: [{ source: { principals: ["${FRONTEND}"] } }], to: [{ operation: { paths: ["/x"] } }] }]
+`);
+    assert.equal(deny.evaluate(tcp()).allowed, false, 'the DENY applies to the whole connection');
+    assert.equal(deny.evaluate(tcp({ principal: 'spiffe://example.org/other' })).allowed, true);
+  });
+
+  it('listeners select the inbound listeners a policy applies to', () => {
+    const e = evaluator(`policies: [{ name: web-only, listeners: [web], rules: [] }]`);
+    assert.equal(e.evaluate(http()).allowed, false);
+    assert.equal(e.evaluate(tcp({ listener: 'db' })).allowed, true);
+  });
+
+  it('AUDIT marks matching requests without changing the decision', () => {
+    const e = evaluator(`
+policies:
+  - name: watch-writes
+    action: AUDIT
+    rules: [{ to: [{ operation: { methods: [POST] } }] }]
+`);
+    const d = e.evaluate(http({ method: 'POST' }));
+    assert.equal(d.allowed, true);
+    assert.deepEqual(d.audit, { policy: 'watch-writes', rule: 0 });
+    assert.equal(e.evaluate(http()).audit, undefined);
+  });
+
+  it('dry-run policies report their would-be decision without enforcing it', () => {
+    const e = evaluator(`
+policies:
+  - name: lockdown
+    action: DENY
+    dryRun: true
+    rules: [{ to: [{ operation: { paths: ["/orders/*"] } }] }]
+`);
+    const d = e.evaluate(http());
+    assert.equal(d.allowed, true);
+    assert.deepEqual(d.dryRun, { allowed: false, reason: 'denied by policy lockdown', policy: 'lockdown', rule: 0 });
+    assert.equal(e.evaluate(http({ path: '/other' })).dryRun?.allowed, true);
+  });
+});
+
+describe('policy file validation', () => {
+  const problems = (yaml: string) => {
+    try {
+      parseYamlConfig(yaml, PolicyFileSchema, { file: 'policy.yaml' });
+      return '';
+    } catch (err) {
+      assert.ok(err instanceof ConfigError);
+      return err.message;
+    }
+  };
+
+  it('names the field, with a did-you-mean for typos', () => {
+    const msg = problems('policies:\n  - name: p\n    rules:\n      - from: [{ source: { principal: [x] } }]\n');
+    assert.match(
+      msg,
+      /line 4: policies\[0\]\.rules\[0\]\.from\[0\]\.source\.principal: unknown key \(did you mean "principals"\?\)/,
+    );
+  });
+
+  it('refuses bad values: action, principal pattern, CIDR, path, method, condition key', () => {
+    const msg = problems(`policies:
+  - name: p
+    action: PERMIT
+    rules:
+      - from: [{ source: { principals: ["spiffe://example.org/a*b"], ipBlocks: ["10.0.0.0/33"] } }]
+        to: [{ operation: { paths: ["admin"], methods: [get] } }]
+        when: [{ key: "request.auth.claims[iss]", values: [x] }]
+`);
+    assert.match(msg, /policies\[0\]\.action: "PERMIT" is not one of "ALLOW", "DENY", "AUDIT"/);
+    assert.match(
+      msg,
+      /principals\[0\]: "spiffe:\/\/example.org\/a\*b": a "\*" may stand only at the start or at the end/,
+    );
+    assert.match(msg, /ipBlocks\[0\]: "10.0.0.0\/33": prefix "\/33" is out of range for IPv4/);
+    assert.match(msg, /paths\[0\]: "admin": a path starts with "\/"/);
+    assert.match(msg, /methods\[0\]: must be an upper-case HTTP method/);
+    assert.match(msg, /when\[0\]\.key: "request.auth.claims\[iss\]" is not a supported condition key/);
+  });
+
+  it('refuses a policy name used twice and an invalid SPIFFE ID', () => {
+    const msg = problems(
+      'policies:\n  - { name: a }\n  - { name: a, rules: [{ from: [{ source: { principals: ["spiffe://Example.org/x"] } }] }] }\n',
+    );
+    assert.match(msg, /policies\[1\]\.name: policy "a" is defined twice/);
+    assert.match(msg, /principals\[0\]: "spiffe:\/\/Example.org\/x"/);
+  });
+});

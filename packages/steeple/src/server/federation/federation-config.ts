@@ -1,0 +1,197 @@
+/**
+ * The `federation` section of the server config, with SPIRE's key names:
+ *
+ * ```yaml
+ * federation:
+ *   bundle_endpoint:                 # serve this trust domain's bundle to peers
+ *     address: 0.0.0.0
+ *     port: 8443
+ *     refresh_hint: 5m               # spiffe_refresh_hint of the served bundle
+ *     profile:
+ *       https_spiffe: {}             # present the server's SVID (spiffe://<td>/spire/server)
+ *       # https_web:
+ *       #   serving_cert_file: { cert_file_path: /etc/steeple/web.crt, key_file_path: /etc/steeple/web.key }
+ *   federates_with:                  # fetch these trust domains' bundles
+ *     partner.example:
+ *       bundle_endpoint_url: https://spire.partner.example:8443
+ *       bundle_endpoint_profile:
+ *         https_spiffe:
+ *           endpoint_spiffe_id: spiffe://partner.example/spire/server
+ *           trust_domain_bundle_path: /etc/steeple/partner-bundle.json   # first contact only
+ *     web.example:
+ *       bundle_endpoint_url: https://bundles.web.example/bundle.json
+ *       bundle_endpoint_profile: { https_web: {} }
+ * ```
+ *
+ * Embed {@link federationConfigSchema} under `federation:` (optional) and run
+ * {@link federationConfigIssues} among the rules between keys (it needs `trust_domain`).
+ * @module
+ */
+import { SpiffeId, TrustDomain } from '@steeple/spiffe';
+import { z } from 'zod';
+import { durationSchema } from '../../common/config/duration.js';
+import { portSchema } from '../../common/config/health-checks-schema.js';
+
+/** Default port of the bundle endpoint (SPIRE uses 443, which needs privileges). */
+export const DEFAULT_BUNDLE_ENDPOINT_PORT = 8443;
+/** Default `refresh_hint` served with the bundle: 5 minutes (F-7). */
+export const DEFAULT_SERVED_REFRESH_HINT_SECONDS = 300;
+
+const nonEmpty = z.string().min(1);
+
+/** The rules of F-3 for a bundle endpoint URL; undefined when `value` obeys them. */
+export function bundleEndpointUrlProblem(value: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return `${JSON.stringify(value)} is not a URL`;
+  }
+  if (url.protocol !== 'https:') return `${JSON.stringify(value)} must use the https scheme (F-3)`;
+  if (url.username !== '' || url.password !== '') return 'must not contain user information (F-3)';
+  if (url.hostname === '') return `${JSON.stringify(value)} has no host`;
+  return undefined;
+}
+
+const bundleEndpointUrlSchema = z.string().superRefine((value, ctx) => {
+  const problem = bundleEndpointUrlProblem(value);
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem, input: value });
+});
+
+const spiffeIdSchema = z.string().transform((input, ctx) => {
+  const id = SpiffeId.tryParse(input);
+  if (id instanceof Error) {
+    ctx.addIssue({ code: 'custom', message: `${JSON.stringify(input)} is not a SPIFFE ID: ${id.message}`, input });
+    return z.NEVER;
+  }
+  return id.toString();
+});
+
+/** "Exactly one of these keys", reported on the object itself. */
+function exactlyOne(keys: readonly string[]) {
+  return (value: Record<string, unknown>, ctx: z.RefinementCtx) => {
+    const given = keys.filter((k) => value[k] !== undefined);
+    if (given.length !== 1) {
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          given.length === 0
+            ? `choose a profile: ${keys.join(' or ')}`
+            : `choose one profile, not ${given.join(' and ')}`,
+        input: value,
+      });
+    }
+  };
+}
+
+const servedProfileSchema = z
+  .strictObject({
+    https_spiffe: z.strictObject({}).nullable().optional(),
+    https_web: z
+      .strictObject({
+        serving_cert_file: z.strictObject({
+          cert_file_path: nonEmpty,
+          key_file_path: nonEmpty,
+          /** How often the files are checked for a new certificate (SPIRE's key). */
+          file_sync_interval: durationSchema({ min: 1 }).prefault('1m'),
+        }),
+      })
+      .optional(),
+  })
+  .superRefine(exactlyOne(['https_spiffe', 'https_web']))
+  .transform((p) =>
+    p.https_web !== undefined
+      ? ({ type: 'https_web', ...p.https_web.serving_cert_file } as const)
+      : ({ type: 'https_spiffe' } as const),
+  );
+
+const bundleEndpointSchema = z.strictObject({
+  address: nonEmpty.prefault('0.0.0.0'),
+  port: portSchema.prefault(DEFAULT_BUNDLE_ENDPOINT_PORT),
+  /** Serve only this path (others get 404); any path when unset. */
+  path: z.string().startsWith('/', 'must start with "/"').optional(),
+  refresh_hint: durationSchema({ min: 1, max: 7 * 86_400 }).prefault('5m'),
+  profile: servedProfileSchema.prefault({ https_spiffe: {} }),
+});
+
+const peerProfileSchema = z
+  .strictObject({
+    https_spiffe: z
+      .strictObject({
+        endpoint_spiffe_id: spiffeIdSchema,
+        /** The trust domain's bundle (SPIFFE JSON or PEM), used only while none is stored (first contact). */
+        trust_domain_bundle_path: nonEmpty.optional(),
+      })
+      .optional(),
+    https_web: z.strictObject({}).nullable().optional(),
+  })
+  .superRefine(exactlyOne(['https_spiffe', 'https_web']))
+  .transform((p) =>
+    p.https_spiffe !== undefined
+      ? ({
+          type: 'https_spiffe',
+          endpointSpiffeId: p.https_spiffe.endpoint_spiffe_id,
+          ...(p.https_spiffe.trust_domain_bundle_path === undefined
+            ? {}
+            : { trustDomainBundlePath: p.https_spiffe.trust_domain_bundle_path }),
+        } as const)
+      : ({ type: 'https_web' } as const),
+  );
+
+const federatesWithEntrySchema = z.strictObject({
+  bundle_endpoint_url: bundleEndpointUrlSchema,
+  bundle_endpoint_profile: peerProfileSchema,
+});
+
+const federatesWithSchema = z.record(z.string(), federatesWithEntrySchema).transform((record, ctx) => {
+  const out: Record<string, z.output<typeof federatesWithEntrySchema>> = {};
+  for (const [key, value] of Object.entries(record)) {
+    const td = TrustDomain.tryParse(key);
+    if (td instanceof Error) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [key],
+        message: `${JSON.stringify(key)} is not a trust domain name: ${td.message}`,
+        input: key,
+      });
+      continue;
+    }
+    if (out[td.name] !== undefined) {
+      ctx.addIssue({ code: 'custom', path: [key], message: `trust domain "${td.name}" is listed twice`, input: key });
+      continue;
+    }
+    out[td.name] = value;
+  }
+  return out;
+});
+
+/** `federation`; embed it in the server config schema as `federation: federationConfigSchema.optional()`. */
+export const federationConfigSchema = z.strictObject({
+  bundle_endpoint: bundleEndpointSchema.optional(),
+  federates_with: federatesWithSchema.prefault({}),
+});
+
+export type FederationConfig = z.output<typeof federationConfigSchema>;
+export type BundleEndpointConfig = z.output<typeof bundleEndpointSchema>;
+export type FederatesWithConfig = FederationConfig['federates_with'][string];
+
+/**
+ * The rules that need the server's own trust domain: a server does not federate with
+ * itself. Returns issues with paths relative to the `federation` key, for a superRefine.
+ */
+export function federationConfigIssues(
+  config: FederationConfig | undefined,
+  ownTrustDomain: string,
+): { path: (string | number)[]; message: string }[] {
+  if (config === undefined) return [];
+  const issues: { path: (string | number)[]; message: string }[] = [];
+  for (const name of Object.keys(config.federates_with)) {
+    if (name === ownTrustDomain) {
+      issues.push({
+        path: ['federates_with', name],
+        message: `"${name}" is this server's own trust domain; federate with other trust domains only`,
+      });
+    }
+  }
+  return issues;
+}
