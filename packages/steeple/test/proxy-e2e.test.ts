@@ -523,7 +523,27 @@ audit: { output: none }
 });
 
 describe('proxy: interoperability (curl, openssl s_client, nginx)', () => {
-  const { execFileSync, spawnSync } = require_child();
+  // The proxy runs in this process: the clients must run asynchronously, or they would wait for it forever.
+  const { spawnSync } = require_child();
+  const runClient = (cmd: string, args: string[], input?: string) =>
+    new Promise<string>((resolve, reject) => {
+      const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (d) => {
+        out += d;
+      });
+      child.stderr.on('data', (d) => {
+        err += d;
+      });
+      const timer = setTimeout(() => child.kill(), 10_000);
+      child.on('close', (code) => {
+        clearTimeout(timer);
+        if (code === 0 || out !== '') resolve(out);
+        else reject(new Error(`${cmd} exited ${code}: ${err}`));
+      });
+      child.stdin.end(input ?? '');
+    });
   const dir = tempDir();
   const serverSvid = ca.issueX509Svid(ID_B, { dnsNames: ['localhost'] });
   const clientSvid = ca.issueX509Svid(ID_A);
@@ -552,9 +572,9 @@ audit: { output: none }
 
   it('curl with a client certificate reaches an inbound listener', {
     skip: !has('curl') && 'curl is not installed',
-  }, () => {
+  }, async () => {
     const port = proxy.ports.get('web') as number;
-    const out = execFileSync('curl', [
+    const out = await runClient('curl', [
       '-sS',
       '--cert',
       client.cert,
@@ -565,15 +585,15 @@ audit: { output: none }
       '--resolve',
       `localhost:${port}:127.0.0.1`,
       `https://localhost:${port}/from-curl`,
-    ]).toString();
+    ]);
     assert.equal(JSON.parse(out).xfcc, `By=${ID_B};URI=${ID_A}`);
   });
 
   it('openssl s_client with a client certificate reaches an inbound listener', {
     skip: !has('openssl') && 'openssl is not installed',
-  }, () => {
+  }, async () => {
     const port = proxy.ports.get('web') as number;
-    const res = spawnSync(
+    const text = await runClient(
       'openssl',
       [
         's_client',
@@ -588,9 +608,8 @@ audit: { output: none }
         '-verify_return_error',
         '-quiet',
       ],
-      { input: 'GET /from-openssl HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n', timeout: 10_000 },
+      'GET /from-openssl HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n',
     );
-    const text = res.stdout.toString();
     assert.match(text, /^HTTP\/1.1 200 OK/);
     assert.match(text, new RegExp(`"xfcc":"By=${ID_B};URI=${ID_A}"`));
   });

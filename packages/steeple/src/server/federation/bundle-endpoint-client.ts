@@ -36,7 +36,7 @@ import {
   type X509Bundle,
 } from '@steeple/spiffe';
 import { x509Fields } from '@steeple/spiffe/issuance';
-import { bundleEndpointUrlProblem } from './federation-config.js';
+import { bundleEndpointUrlProblem, displayUrl } from './federation-config.js';
 import { FederationError, type FederationFailureReason } from './federation-error.js';
 
 /** Default limit on the bundle document: a real bundle is a few KiB; 1 MiB holds hundreds of authorities. */
@@ -129,7 +129,11 @@ export async function fetchBundle(options: FetchBundleOptions): Promise<FetchedB
 
   const problem = bundleEndpointUrlProblem(options.url);
   if (problem !== undefined) {
-    throw new FederationError('ERR_FEDERATION_RESPONSE_INVALID', 'invalid-url', `${what}: the URL ${problem}`);
+    throw new FederationError(
+      'ERR_FEDERATION_RESPONSE_INVALID',
+      'invalid-url',
+      `${what}: the URL ${displayUrl(options.url)} ${problem}`,
+    );
   }
   const auth = options.authentication;
   if (auth.profile === 'https_spiffe' && auth.endpointBundle === undefined) {
@@ -170,14 +174,14 @@ export async function fetchBundle(options: FetchBundleOptions): Promise<FetchedB
         } catch {
           throw invalidResponse(
             'invalid-redirect',
-            `${what} ${url}: redirect to ${JSON.stringify(hop.location)}, which is not a URL`,
+            `${what} ${url}: the redirect target ${displayUrl(hop.location)} is not a URL`,
           );
         }
         const targetProblem = bundleEndpointUrlProblem(next.toString());
         if (targetProblem !== undefined) {
           throw invalidResponse(
             'invalid-redirect',
-            `${what} ${url}: redirect target ${targetProblem.startsWith('"') ? targetProblem : `${next} ${targetProblem}`}; ` +
+            `${what} ${url}: the redirect target ${displayUrl(next)} ${targetProblem}; ` +
               'a redirect must lead to a valid bundle endpoint URL (F-6)',
           );
         }
@@ -354,9 +358,12 @@ async function fetchHop(url: URL, o: HopOptions): Promise<Hop> {
       throw connectFailure(at, err as NodeJS.ErrnoException, web);
     });
 
-    const chain = presentedChain(socket);
+    let chain: X509Certificate[] = [];
     let endpointId: SpiffeId | undefined;
-    if (o.auth.profile === 'https_spiffe') endpointId = authenticateSpiffe(at, chain, o.auth, o.clock);
+    if (o.auth.profile === 'https_spiffe') {
+      chain = presentedChain(socket);
+      endpointId = authenticateSpiffe(at, chain, o.auth, o.clock);
+    }
 
     return await new Promise<Hop>((resolve, reject) => {
       const req = http.request({

@@ -39,23 +39,38 @@ export const DEFAULT_SERVED_REFRESH_HINT_SECONDS = 300;
 
 const nonEmpty = z.string().min(1);
 
-/** The rules of F-3 for a bundle endpoint URL; undefined when `value` obeys them. */
+/**
+ * The rule of F-3 that a bundle endpoint URL breaks, or undefined when it obeys them all. The
+ * text does not repeat the URL (it may carry a password); name it with {@link displayUrl}.
+ */
 export function bundleEndpointUrlProblem(value: string): string | undefined {
   let url: URL;
   try {
     url = new URL(value);
   } catch {
-    return `${JSON.stringify(value)} is not a URL`;
+    return 'is not a URL';
   }
-  if (url.protocol !== 'https:') return `${JSON.stringify(value)} must use the https scheme (F-3)`;
+  if (url.protocol !== 'https:') return 'must use the https scheme (F-3)';
   if (url.username !== '' || url.password !== '') return 'must not contain user information (F-3)';
-  if (url.hostname === '') return `${JSON.stringify(value)} has no host`;
+  if (url.hostname === '') return 'has no host';
   return undefined;
+}
+
+/** A URL for messages and logs, without user information. */
+export function displayUrl(value: string | URL): string {
+  try {
+    const url = new URL(value.toString());
+    url.username = '';
+    url.password = '';
+    return JSON.stringify(url.toString());
+  } catch {
+    return JSON.stringify(String(value).slice(0, 200));
+  }
 }
 
 const bundleEndpointUrlSchema = z.string().superRefine((value, ctx) => {
   const problem = bundleEndpointUrlProblem(value);
-  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem, input: value });
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `${displayUrl(value)} ${problem}`, input: value });
 });
 
 const spiffeIdSchema = z.string().transform((input, ctx) => {

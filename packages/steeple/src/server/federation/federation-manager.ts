@@ -272,7 +272,8 @@ export class FederationManager {
    */
   sync(): Promise<void> {
     // Concurrent callers share one pass; a pass started after a change sees it.
-    const run = (this.#syncing ?? Promise.resolve()).then(() => this.#syncOnce());
+    const once = () => this.#syncOnce();
+    const run = (this.#syncing ?? Promise.resolve()).then(once, once);
     const mine = run.finally(() => {
       if (this.#syncing === mine) this.#syncing = undefined;
     });
@@ -469,6 +470,7 @@ export class FederationManager {
     peer.nextRefreshAt = new Date(this.#clock.now().getTime() + ms);
     peer.timer = this.#clock.setTimer(() => {
       peer.timer = undefined;
+      if (peer.running !== undefined) return; // a manual refresh is under way; it schedules the next poll
       this.#run(peer, 'poll').catch(() => undefined); // #run records and logs the failure
     }, ms);
   }
@@ -560,7 +562,10 @@ export class FederationManager {
       }
       if (write) {
         // The admin API deletes the relationship and then its bundle: never write one back.
-        if (spec.source === 'datastore' && !(await this.#stillDefined(peer))) throw new FederationAbandoned();
+        if (spec.source === 'datastore' && !(await this.#stillDefined(peer))) {
+          this.sync().catch((err: unknown) => this.#log.warn({ err }, 'cannot read federation relationships'));
+          throw new FederationAbandoned();
+        }
         await this.#o.bundles.set({ trustDomain: td.name, bundle: toStore.marshal(), sequence });
       }
 
@@ -600,6 +605,7 @@ export class FederationManager {
     } catch (err) {
       if (err instanceof FederationAbandoned || (peer.removed && !(err instanceof FederationError))) {
         this.#log.debug({ trustDomain: td.name }, 'federated bundle fetch abandoned: the relationship changed');
+        this.#schedule(peer, this.#intervalMs(peer)); // a no-op once the peer is removed
         throw new DatastoreError(
           'ERR_FEDERATION_RELATIONSHIP_NOT_FOUND',
           `the federation relationship with trust domain "${td.name}" was deleted or changed during the fetch`,

@@ -29,6 +29,7 @@ export {
   bundleEndpointUrlProblem,
   DEFAULT_BUNDLE_ENDPOINT_PORT,
   DEFAULT_SERVED_REFRESH_HINT_SECONDS,
+  displayUrl,
   type FederatesWithConfig,
   type FederationConfig,
   federationConfigIssues,

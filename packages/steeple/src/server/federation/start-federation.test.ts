@@ -40,6 +40,7 @@ describe('startFederation: two trust domains', () => {
     const a = await cluster('cluster-a.test', clock);
     const b = await cluster('cluster-b.test', clock);
     const running: RunningFederation[] = [];
+    const changedInB: string[] = [];
     try {
       const endpoint = { address: '127.0.0.1', port: 0, refresh_hint: 300, profile: { type: 'https_spiffe' as const } };
       const fedB = await startFederation({
@@ -49,6 +50,7 @@ describe('startFederation: two trust domains', () => {
         serverSvid: tlsMaterialFromSvidSource(b.svid),
         clock,
         metrics: createMetrics(),
+        onBundlesChanged: (td) => changedInB.push(td),
       });
       running.push(fedB);
       // The operators exchange bundles once (`steeple server bundle show` on one side, a file on the other)
@@ -144,6 +146,7 @@ describe('startFederation: two trust domains', () => {
       const finalInA = await storedAt(a.ds, 'cluster-b.test');
       assert.ok(finalInA?.x509Bundle().equals(finalB.x509Bundle()), "A holds B's current bundle");
       assert.equal(fedB.manager.status('cluster-a.test')?.state, 'ok');
+      assert.deepEqual(new Set(changedInB), new Set(['cluster-a.test']), "B's listener saw A's bundle arrive");
       assert.equal((await a.ds.bundles.list()).map((x) => x.trustDomain).join(), 'cluster-a.test,cluster-b.test');
     } finally {
       for (const f of running) await f.close();

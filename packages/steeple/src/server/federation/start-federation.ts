@@ -6,8 +6,8 @@
  * ```ts
  * const federation = await startFederation({
  *   config: config.federation, trustDomain, datastore, serverSvid, clock, logger, metrics,
+ *   onBundlesChanged: refreshFeed,                          // agents get the new bundles
  * });
- * federation.manager.onBundlesChanged(refreshFeed);       // agents get the new bundles
  * // admin API: refreshBundle: (td) => federation.manager.refresh(td)
  * // admin onChange('federation'): federation.manager.sync()
  * await federation.close();
@@ -45,6 +45,11 @@ export interface StartFederationOptions {
    * (shared by every server of the trust domain), re-read at most once a second.
    */
   readonly ownBundle?: () => SpiffeBundle | Promise<SpiffeBundle>;
+  /**
+   * Called with the trust domain name whenever a fetch changed a stored bundle (wake the agent
+   * API's change feed). Registered before the first fetch, so no change is missed.
+   */
+  readonly onBundlesChanged?: (trustDomain: string) => void;
   readonly clock?: Clock;
   readonly logger?: Logger;
   readonly metrics?: Metrics;
@@ -131,6 +136,7 @@ export async function startFederation(options: StartFederationOptions): Promise<
     logger: logger.child({ component: 'federation' }),
     ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
   });
+  if (options.onBundlesChanged !== undefined) manager.onBundlesChanged(options.onBundlesChanged);
   try {
     await manager.start();
   } catch (err) {
