@@ -4,7 +4,8 @@
  * server-e2e.test.ts; this one covers the Agent API's rules in detail, fast.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { createPrivateKey, sign } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http2 from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +18,7 @@ import { createTestCa } from '@steeple/spiffe/testing';
 import { type AdminClient, createAdminClient } from '../src/common/admin-client.js';
 import { createLogger } from '../src/common/logger.js';
 import { AttestAgentRequestSchema, ChangeKind } from '../src/gen/steeple/agent/v1/agent_pb.js';
+import { x509PopSignedMessage } from '../src/server/attestation/x509pop-format.js';
 import { parseServerConfig } from '../src/server/config.js';
 import { createScratchSchema, type ScratchSchema } from '../src/server/datastore/testing/postgres-scratch-schema.js';
 import { fetchBundle } from '../src/server/federation/bundle-endpoint-client.js';
@@ -403,6 +405,23 @@ federation: { bundle_endpoint: { address: 127.0.0.1, port: 0 } }
     assert.ok(fetched.bundle.x509Bundle().equals(bundle.x509Bundle()));
   });
 
+  it('mints X.509-SVIDs through the admin API from a CSR (x509 mint), refusing a forged one', async () => {
+    const key = newKey();
+    const res = await admin.svids.mintX509Svid({
+      csr: csrFor(key),
+      spiffeId: `spiffe://${TD}/minted`,
+      ttlSeconds: 300,
+    });
+    assert.equal(verifyX509Svid(res.svid!.certChain, bundle).id.toString(), `spiffe://${TD}/minted`);
+    const forged = Buffer.from(csrFor(key));
+    forged.writeUInt8(forged.readUInt8(forged.length - 5) ^ 0xff, forged.length - 5); // break the self-signature
+    await expectCode(
+      admin.svids.mintX509Svid({ csr: forged, spiffeId: `spiffe://${TD}/minted` }),
+      Code.InvalidArgument,
+      /csr/,
+    );
+  });
+
   it('never logs tokens or CSRs', () => {
     const text = JSON.stringify(logs.lines);
     assert.ok(!/"csr":"(?!\[redacted\])/.test(text));
@@ -511,6 +530,84 @@ datastore: { type: postgres, connection_string: "${scratch.connectionString}" }
       );
     } finally {
       adminA.close();
+    }
+  });
+});
+
+describe('x509pop attestation through the Agent API (challenge and response on the stream)', () => {
+  let dir: string;
+  let server: RunningServer;
+  const connections: AgentApiConnection[] = [];
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'steeple-x509pop-'));
+  });
+
+  after(async () => {
+    for (const c of connections) c.close();
+    await server?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('attests a node that proves its key, lets it re-attest, and refuses it once banned', async () => {
+    const nodeCa = createTestCa({ trustDomain: 'nodes.example' });
+    await writeFile(join(dir, 'node-ca.pem'), nodeCa.x509Bundle().marshal());
+    server = await startServer(
+      parseServerConfig(`
+trust_domain: ${TD}
+data_dir: ${dir}/data
+bind_address: 127.0.0.1
+bind_port: 0
+socket_path: ${dir}/api.sock
+node_attestors: { x509pop: { ca_bundle_path: ${dir}/node-ca.pem } }
+`),
+      { logger: createLogger({ name: 'x509pop', level: 'silent' }) },
+    );
+    const bundle = SpiffeBundle.parse(TD, server.bundle().marshal());
+    const open = (svid?: HeldSvid) => {
+      const c = connectAgentApi({ host: '127.0.0.1', port: server.agentApiPort, bundle, ...(svid ? { svid } : {}) });
+      connections.push(c);
+      return c.client;
+    };
+    const node = nodeCa.issueX509Svid('spiffe://nodes.example/node-1');
+    const { certificates, privateKey } = node.marshalRaw();
+    const nodeKey = createPrivateKey({ key: Buffer.from(privateKey), format: 'der', type: 'pkcs8' });
+    const data = { type: 'x509pop', payload: certificates };
+    let challenges = 0;
+    const answer = (nonce: Uint8Array) => {
+      challenges++;
+      return sign('sha256', x509PopSignedMessage(TD, nonce), nodeKey);
+    };
+
+    const key = newKey();
+    const first = await attestAgent(open(), data, key, answer);
+    assert.equal(challenges, 1);
+    assert.equal(first.canReattest, true);
+    assert.match(first.spiffeId, new RegExp(`^spiffe://${TD}/spire/agent/x509pop/`));
+    const firstSvid: HeldSvid = { certChain: first.svid!.certChain, privateKey: key };
+    await open(firstSvid).syncAuthorizedEntries({});
+
+    // A wrong answer is refused.
+    await expectCode(
+      attestAgent(open(), data, newKey(), () => new Uint8Array(64)),
+      Code.PermissionDenied,
+    );
+
+    // Re-attesting gives the same agent ID a new SVID; the previous one stops working.
+    const againKey = newKey();
+    const again = await attestAgent(open(), data, againKey, answer);
+    assert.equal(again.spiffeId, first.spiffeId);
+    await expectCode(open(firstSvid).syncAuthorizedEntries({}), Code.PermissionDenied, /not the current SVID/);
+    await open({ certChain: again.svid!.certChain, privateKey: againKey }).syncAuthorizedEntries({});
+
+    const admin = createAdminClient(server.adminSocketPath);
+    try {
+      await admin.agents.banAgent({ spiffeId: first.spiffeId });
+      await expectCode(attestAgent(open(), data, newKey(), answer), Code.PermissionDenied, /banned/);
+      await admin.agents.deleteAgent({ spiffeId: first.spiffeId });
+      await attestAgent(open(), data, newKey(), answer);
+    } finally {
+      admin.close();
     }
   });
 });

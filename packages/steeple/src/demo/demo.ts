@@ -1,3 +1,8 @@
-import { runSdkDemo } from './sdk-demo.js';
+import { runLocalDemo } from './local-demo.js';
 
-await runSdkDemo();
+try {
+  await runLocalDemo();
+} catch (err) {
+  console.error(`demo failed: ${(err as Error).message}`);
+  process.exitCode = 1;
+}

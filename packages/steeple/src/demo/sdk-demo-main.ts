@@ -1,0 +1,3 @@
+import { runSdkDemo } from './sdk-demo.js';
+
+await runSdkDemo();
