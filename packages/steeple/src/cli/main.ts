@@ -9,6 +9,7 @@ import { normalizeArgvFor } from '../common/cli/argv.js';
 import { describeFailure } from './admin-command.js';
 import { type CliOutput, processOutput, withCliOutput } from './command-output.js';
 import { registerAgentCommands } from './commands/agent.js';
+import { registerProxyCommands } from './commands/proxy.js';
 import { registerServerAdminCommands } from './commands/server-admin.js';
 import { registerServerRunCommands } from './commands/server-run.js';
 
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerServerAdminCommands(server);
   program.addCommand(server);
   registerAgentCommands(program);
+  registerProxyCommands(program);
   // Usage errors throw instead of exiting, so runCli decides the exit code (and tests can run it in-process).
   forEachCommand(program, (c) => c.showHelpAfterError().exitOverride());
   return program;

@@ -124,7 +124,15 @@ export class ProxyMetrics {
     const key = direction === 'inbound' ? listener : `${listener}\0o`;
     let s = this.#stats.get(key);
     if (s === undefined) {
-      s = { listener, direction, buckets: new Float64Array(this.#bounds.length), sum: 0, count: 0, received: 0, sent: 0 };
+      s = {
+        listener,
+        direction,
+        buckets: new Float64Array(this.#bounds.length),
+        sum: 0,
+        count: 0,
+        received: 0,
+        sent: 0,
+      };
       this.#stats.set(key, s);
     }
     return s;

@@ -4,8 +4,8 @@
  * @module
  */
 
-import { type HealthServer, startHealthServer } from '../common/health-server.js';
 import { X509Source } from '@steeple/spiffe';
+import { type HealthServer, startHealthServer } from '../common/health-server.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { createMetrics, type Metrics } from '../common/metrics.js';
 import { AuditLog } from './audit/audit-log.js';
