@@ -7,7 +7,8 @@
  *
  * The proxy under test runs alone on core 0 (`taskset`); the load generator (Node, with
  * client certificates — wrk and h2load have no client-certificate option) and the backend
- * share core 1. Each row says which side ran out of CPU first.
+ * share core 1. Each row says which side ran out of CPU first. Each figure is the best of
+ * BENCH_PROXY_RUNS (default 2) runs of BENCH_PROXY_SECONDS (default 5) seconds.
  *
  * Run: `npm run bench -- proxy`, or `node --conditions=steeple-source --import tsx bench/proxy.ts`.
  */
@@ -24,6 +25,7 @@ const PROXY_MAIN = join(ROOT, 'packages/steeple/test/support/proxy-main.ts');
 const CONNECTIONS = 50;
 const HANDSHAKE_CONCURRENCY = 32;
 const SECONDS = Number(process.env['BENCH_PROXY_SECONDS'] ?? 5);
+const RUNS = Number(process.env['BENCH_PROXY_RUNS'] ?? 2);
 
 // ---- helper processes, written as plain .mjs so they run without a TypeScript loader ----
 
@@ -290,16 +292,22 @@ async function measure(
   try {
     await waitForPort(port, proc, c.name);
     const pid = proc.pid as number;
-    // Warm up (JIT, pools), then measure each figure on its own.
-    await load(dir, 'keepalive', port, 1, client);
-    let cpu0 = cpuMs(pid);
-    const ka = await load(dir, 'keepalive', port, SECONDS, client);
-    const kaCpu = cpuMs(pid) - cpu0;
+    // Warm up (JIT, pools), then measure each figure on its own, RUNS times, keeping the
+    // best run: other work on a shared machine only ever makes a run slower.
+    const best = async (mode: 'keepalive' | 'handshake') => {
+      await load(dir, mode, port, 1, client);
+      let top: { res: LoadResult; cpu: number } | undefined;
+      for (let i = 0; i < RUNS; i++) {
+        const cpu0 = cpuMs(pid);
+        const res = await load(dir, mode, port, SECONDS, client);
+        const cpu = cpuMs(pid) - cpu0;
+        if (top === undefined || res.done / res.secs > top.res.done / top.res.secs) top = { res, cpu };
+      }
+      return top as { res: LoadResult; cpu: number };
+    };
+    const { res: ka, cpu: kaCpu } = await best('keepalive');
     const rss = rssBytes(pid);
-    await load(dir, 'handshake', port, 1, client);
-    cpu0 = cpuMs(pid);
-    const hs = await load(dir, 'handshake', port, SECONDS, client);
-    const hsCpu = cpuMs(pid) - cpu0;
+    const { res: hs, cpu: hsCpu } = await best('handshake');
     return {
       name: c.name,
       note: c.note,
@@ -503,7 +511,7 @@ backend be
 const isMain = process.argv[1] !== undefined && resolve(process.argv[1]) === resolve(import.meta.filename);
 if (isMain) {
   printTable(
-    `mTLS proxy: ${SECONDS}s per figure, ${CONNECTIONS} keep-alive connections, ${HANDSHAKE_CONCURRENCY} concurrent handshakes, proxy on core ${PROXY_CPU}, load on core ${LOAD_CPU}`,
+    `mTLS proxy: best of ${RUNS} × ${SECONDS}s per figure, ${CONNECTIONS} keep-alive connections, ${HANDSHAKE_CONCURRENCY} concurrent handshakes, proxy on core ${PROXY_CPU}, load on core ${LOAD_CPU}`,
     await benchProxy(),
   );
 }

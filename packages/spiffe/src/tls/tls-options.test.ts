@@ -194,6 +194,18 @@ describe('mTLS with node:tls', () => {
     held.destroy();
   });
 
+  it('a peer verified before is refused once its trust domain leaves the bundles (no stale cache)', async () => {
+    const live = new Live(serverSvid, BundleSet.of(caA.x509Bundle(), caB.x509Bundle()));
+    const { port } = await startTlsServer({ svid: live, bundles: live, authorize: authorizeAny() });
+    const bClient = caB.issueX509Svid('spiffe://b.org/cached');
+    for (let i = 0; i < 2; i++) {
+      const reply = await connect(port, { svid: bClient, bundles, authorize: authorizeAny() });
+      assert.equal(reply.split('|')[0], 'spiffe://b.org/cached');
+    }
+    live.set = BundleSet.of(caA.x509Bundle());
+    await assert.rejects(connect(port, { svid: bClient, bundles, authorize: authorizeAny() }));
+  });
+
   it('refuses an expired peer SVID', async () => {
     const { port, rejects } = await startTlsServer({ svid: serverSvid, bundles, authorize: authorizeAny() });
     const raw = caA.issueX509SvidRaw(clientId, { broken: { expired: true } });

@@ -99,13 +99,46 @@ export class MtlsState {
   check(chain: X509Certificate[]): SpiffeId | SpiffeError {
     if (chain.length === 0) return new X509SvidError('ERR_X509SVID_UNTRUSTED', 'peer presented no certificate');
     try {
-      const { id, verifiedChain } = verifyX509Svid(chain, this.config.bundles, { now: this.clock.now() });
+      const now = this.clock.now();
+      const { id, verifiedChain } = verifyX509Svid(chain, this.config.bundles, { now });
+      this.#rememberChain(chain[0] as X509Certificate, id, verifiedChain);
       const denied = this.config.authorize(id, verifiedChain);
       return denied ?? id;
     } catch (err) {
       if (err instanceof SpiffeError) return err;
       throw err;
     }
+  }
+
+  // Server side: the same peers come back on every connection, and Node's detailed peer
+  // certificate (needed for the intermediates) costs ~4× the leaf alone. A leaf whose chain
+  // verified against the very same bundle objects stays verified until the first certificate
+  // of that chain expires; TLS itself proves possession of the key on every handshake.
+  readonly #verifiedChains = new Map<
+    string,
+    { id: SpiffeId; chain: X509Certificate[]; bundles: readonly X509Bundle[]; validUntil: number }
+  >();
+
+  #rememberChain(leaf: X509Certificate, id: SpiffeId, verifiedChain: X509Certificate[]): void {
+    if (this.#verifiedChains.size >= 4096) {
+      const oldest = this.#verifiedChains.keys().next().value;
+      if (oldest !== undefined) this.#verifiedChains.delete(oldest);
+    }
+    const validUntil = Math.min(...verifiedChain.map((c) => Date.parse(c.validTo)));
+    const bundles = this.config.bundles.getX509Bundles();
+    this.#verifiedChains.set(leaf.fingerprint256, { id, chain: verifiedChain, bundles, validUntil });
+  }
+
+  /** A still-valid earlier verification of this leaf against the current bundles, authorized now. */
+  checkKnownLeaf(fingerprint256: string): SpiffeId | SpiffeError | undefined {
+    const hit = this.#verifiedChains.get(fingerprint256);
+    if (!hit) return undefined;
+    const now = this.clock.now().getTime();
+    if (now >= hit.validUntil || !sameBundles(hit.bundles, this.config.bundles.getX509Bundles())) {
+      this.#verifiedChains.delete(fingerprint256);
+      return undefined;
+    }
+    return this.config.authorize(hit.id, hit.chain) ?? hit.id;
   }
 }
 
@@ -116,8 +149,15 @@ function sameBundles(a: readonly X509Bundle[], b: readonly X509Bundle[]): boolea
 }
 
 function verifyServerSideSocket(state: MtlsState, socket: tls.TLSSocket): boolean {
-  const peer = socket.getPeerCertificate(true);
-  const result = state.check(peer && 'raw' in peer ? peerChainFromDetailed(peer) : []);
+  const leaf = socket.getPeerCertificate(false);
+  const known = leaf && 'fingerprint256' in leaf ? state.checkKnownLeaf(leaf.fingerprint256) : undefined;
+  let result: SpiffeId | SpiffeError;
+  if (known !== undefined) {
+    result = known;
+  } else {
+    const peer = socket.getPeerCertificate(true);
+    result = state.check(peer && 'raw' in peer ? peerChainFromDetailed(peer) : []);
+  }
   if (result instanceof SpiffeError) {
     state.config.onReject?.(result, { address: socket.remoteAddress, port: socket.remotePort });
     socket.destroy();

@@ -70,12 +70,25 @@ export class AuditLog {
   /** Appends a record; it reaches the output with the next batch. */
   write(record: AuditRecord): void {
     if (this.#closed) return;
-    this.#buffer += `{"time":"${new Date().toISOString()}",${JSON.stringify(record).slice(1)}\n`;
+    this.#buffer += `{"time":"${this.#now()}",${JSON.stringify(record).slice(1)}\n`;
     if (this.#buffer.length >= FLUSH_AT_BYTES) this.flush();
     else if (this.#timer === undefined) {
       this.#timer = setTimeout(() => this.flush(), this.#options.flushIntervalMs);
       this.#timer.unref();
     }
+  }
+
+  #lastMs = 0;
+  #lastIso = '';
+
+  /** The time as ISO 8601, formatted once per millisecond (busy proxies write many records per ms). */
+  #now(): string {
+    const ms = Date.now();
+    if (ms !== this.#lastMs) {
+      this.#lastMs = ms;
+      this.#lastIso = new Date(ms).toISOString();
+    }
+    return this.#lastIso;
   }
 
   /** Writes the pending batch now. */

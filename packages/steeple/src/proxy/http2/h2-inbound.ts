@@ -215,9 +215,8 @@ export class H2Inbound {
       } else stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
     });
     stream.on('close', () => {
-      if (!req.writableFinished || !req.destroyed) {
-        if (stream.rstCode !== undefined && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) req.destroy();
-      }
+      // The caller reset the stream: stop talking to the app for it.
+      if (stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR && !req.destroyed) req.destroy();
     });
   }
 

@@ -80,7 +80,6 @@ export class InboundListener {
 
   #createTlsServer(): tls.Server {
     const ctx = this.#ctx;
-    const name = this.config.name;
     const mtls = mtlsServerOptions({
       svid: ctx.identity,
       bundles: ctx.identity,
@@ -102,7 +101,6 @@ export class InboundListener {
     server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) =>
       this.#handshakeFailed(err, socket.remoteAddress, socket.remotePort),
     );
-    void name;
     return server;
   }
 
@@ -185,6 +183,9 @@ export class InboundListener {
       }
     };
     socket.once('data', onFirst);
+    socket.once('close', () => {
+      if (timer !== undefined) clearTimeout(timer);
+    });
     if (detectMs > 0) {
       // A server-speaks-first protocol sends nothing: after a while it is plaintext.
       timer = setTimeout(() => {
