@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as http2 from 'node:http2';
 import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -74,6 +74,38 @@ describe('startAdminServer', () => {
       await server.close();
     }
     assert.throws(() => statSync(socketPath), /ENOENT/);
+  });
+
+  it('refuses a caller of another user: the 0600 socket cannot even be connected to', {
+    skip: process.getuid?.() === 0 ? false : 'needs root to run a process as another user',
+  }, async () => {
+    const socketPath = join(dir, 'other-user', 'api.sock');
+    const server = await startAdminServer({ socketPath, routes: healthOnly, logger: createSilentLogger() });
+    try {
+      // even with the directory opened up, the socket's own 0600 mode keeps uid 65534 out
+      chmodSync(join(dir, 'other-user'), 0o755);
+      chmodSync(dir, 0o755);
+      const probe = spawn(
+        'setpriv',
+        [
+          '--reuid=65534',
+          '--regid=65534',
+          '--clear-groups',
+          process.execPath,
+          '-e',
+          `require('node:net').connect(${JSON.stringify(socketPath)}).on('connect', () => { console.log('connected'); process.exit(0); }).on('error', (e) => { console.log(e.code); process.exit(0); })`,
+        ],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      let out = '';
+      probe.stdout.on('data', (d) => {
+        out += d;
+      });
+      await new Promise((r) => probe.on('exit', r));
+      assert.equal(out.trim(), 'EACCES');
+    } finally {
+      await server.close();
+    }
   });
 
   it('survives malformed :authority values (P1) and answers the call normally', async () => {
