@@ -1,7 +1,7 @@
 /**
  * The network the two clusters talk over: network namespaces with NAT between them when
  * this process may make them (root, iproute2, iptables), loopback otherwise. Either way the
- * test gets the same shape: where each cluster's processes run, which address each side
+ * test gets the same shape (set STEEPLE_TWO_CLUSTERS_NETWORK=loopback to force loopback): where each cluster's processes run, which address each side
  * dials to reach the other, and the address B should see A's calls come from.
  */
 import { spawnSync } from 'node:child_process';
@@ -55,6 +55,9 @@ function loopback(reason: string): Network {
  * removing what a crashed earlier run left behind; falls back to loopback, saying why.
  */
 export function setUpNetwork(aBundlePort: number): Network {
+  if (process.env['STEEPLE_TWO_CLUSTERS_NETWORK'] === 'loopback') {
+    return loopback('asked for by STEEPLE_TWO_CLUSTERS_NETWORK=loopback');
+  }
   if (process.platform !== 'linux') return loopback(`not Linux (${process.platform})`);
   if (process.getuid?.() !== 0) return loopback('not root: network namespaces need CAP_NET_ADMIN');
   for (const tool of [
