@@ -3,6 +3,7 @@
  * `npm run bench -- sdk`.
  */
 import { cpus } from 'node:os';
+import { benchAgent } from './agent.js';
 import { benchCa } from './ca.js';
 import { benchDatastore } from './datastore.js';
 import { benchProxy } from './proxy.js';
@@ -12,6 +13,7 @@ import { printTable, type Row } from './table.js';
 const areas: Record<string, { title: string; run: () => Promise<Row[]> }> = {
   sdk: { title: 'SDK: SVID verification (one core)', run: benchSdk },
   ca: { title: 'CA: X.509-SVID and JWT-SVID signing (one core)', run: benchCa },
+  agent: { title: 'Agent: Workload API latency, entry propagation, memory', run: benchAgent },
   proxy: { title: 'mTLS proxy: Steeple vs nginx, HAProxy, node:tls pipe', run: benchProxy },
   datastore: { title: 'Server datastore: 100,000 entries on SQLite and PostgreSQL', run: benchDatastore },
 };
