@@ -10,6 +10,7 @@ import type { SpiffeErrorCode } from '@steeple/spiffe';
 import type { SteepleErrorCode } from '../../../common/errors.js';
 import type { Logger } from '../../../common/logger.js';
 import type { DatastoreErrorCode } from '../../datastore/index.js';
+import type { FederationErrorCode } from '../../federation/federation-error.js';
 
 /** The status for each typed error the admin API can meet. */
 export const grpcCodeFor = {
@@ -59,7 +60,12 @@ export const grpcCodeFor = {
   ERR_WORKLOAD_ATTESTATION_FAILED: Code.PermissionDenied,
   ERR_AGENT_NOT_ATTESTED: Code.Unauthenticated,
   ERR_AGENT_STATE_INVALID: Code.Internal,
-} as const satisfies Record<DatastoreErrorCode | SpiffeErrorCode | SteepleErrorCode, Code>;
+  // Federation (RefreshBundle): the peer is down, or what it served was refused; the last good bundle stays
+  ERR_FEDERATION_ENDPOINT_UNREACHABLE: Code.Unavailable,
+  ERR_FEDERATION_ENDPOINT_UNTRUSTED: Code.FailedPrecondition,
+  ERR_FEDERATION_RESPONSE_INVALID: Code.FailedPrecondition,
+  ERR_FEDERATION_BUNDLE_REFUSED: Code.FailedPrecondition,
+} as const satisfies Record<DatastoreErrorCode | SpiffeErrorCode | SteepleErrorCode | FederationErrorCode, Code>;
 
 type TypedCode = keyof typeof grpcCodeFor;
 
