@@ -7,10 +7,10 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { X509BundleSetSource, X509Svid, X509SvidSource } from '@steeple/spiffe';
 import type { Logger } from '../common/logger.js';
-import type { AuditLog, AuditRecord } from './audit/audit-log.js';
+import { type AuditLog, type AuditRecord, serializeDecisionFields } from './audit/audit-log.js';
 import type { Decision } from './policy/attributes.js';
 import type { PolicyEvaluator } from './policy/policy-evaluator.js';
-import type { ProxyMetrics } from './proxy-metrics.js';
+import type { DecisionCount, ProxyMetrics } from './proxy-metrics.js';
 
 export type IdentitySource = X509SvidSource & X509BundleSetSource;
 
@@ -107,6 +107,40 @@ export function auditRecord(i: RecordInput): AuditRecord {
   };
 }
 
+type DecisionPart = Pick<AuditRecord, 'decision' | 'reason' | 'policy' | 'rule' | 'audit_policy' | 'dry_run'>;
+
+/** The decision fields of a record, as {@link auditRecord} fills them. */
+function decisionPart(d: Decision | undefined, denied: boolean | undefined, reason: string | undefined): DecisionPart {
+  const dry = d?.dryRun;
+  return {
+    decision: denied === true || (d !== undefined && !d.allowed) ? 'deny' : 'allow',
+    reason: reason ?? d?.reason,
+    policy: d?.policy,
+    rule: d?.rule,
+    audit_policy: d?.audit?.policy,
+    dry_run:
+      dry === undefined ? undefined : { decision: dry.allowed ? 'allow' : 'deny', policy: dry.policy, rule: dry.rule },
+  };
+}
+
+const decisionJson = new WeakMap<Decision, string>();
+
+/**
+ * A request record's decision fields, serialized (see `serializeDecisionFields`); cached
+ * per shared (frozen) decision, which is what the evaluator returns in the common case.
+ */
+export function decisionFields(d: Decision | undefined, reason: string | undefined): string {
+  if (d === undefined || reason !== undefined || !Object.isFrozen(d)) {
+    return serializeDecisionFields(decisionPart(d, undefined, reason));
+  }
+  let json = decisionJson.get(d);
+  if (json === undefined) {
+    json = serializeDecisionFields(decisionPart(d, undefined, undefined));
+    decisionJson.set(d, json);
+  }
+  return json;
+}
+
 /** Whether a record with this decision is written under the configured record selection. */
 export function shouldAudit(ctx: ListenerContext, d: Decision | undefined): boolean {
   if (ctx.audit === undefined) return false;
@@ -114,8 +148,32 @@ export function shouldAudit(ctx: ListenerContext, d: Decision | undefined): bool
   return d !== undefined && (!d.allowed || d.audit !== undefined || d.dryRun?.allowed === false);
 }
 
+interface CachedSeries {
+  readonly metrics: ProxyMetrics;
+  readonly listener: string;
+  readonly series: DecisionCount;
+}
+
+/**
+ * The counter series of shared (frozen) decisions, the ones the evaluator builds once per
+ * rule: counting them is one look-up instead of building a label key per request.
+ */
+const seriesOf = new WeakMap<Decision, CachedSeries>();
+
 /** Counts a decision in the metrics: the deciding policy, and AUDIT and dry-run matches. */
 export function countDecision(ctx: ListenerContext, listener: string, d: Decision): void {
+  if (d.audit === undefined && d.dryRun === undefined && Object.isFrozen(d)) {
+    const c = seriesOf.get(d);
+    if (c !== undefined && c.metrics === ctx.metrics && c.listener === listener) {
+      c.series.value++;
+      return;
+    }
+    const action = d.policy === undefined ? '' : d.allowed ? 'ALLOW' : 'DENY';
+    const series = ctx.metrics.decisionSeries(listener, d.policy ?? '', action, d.allowed);
+    seriesOf.set(d, { metrics: ctx.metrics, listener, series });
+    series.value++;
+    return;
+  }
   const action = d.policy === undefined ? '' : d.allowed ? 'ALLOW' : 'DENY';
   ctx.metrics.countDecision(listener, d.policy ?? '', action, d.allowed);
   if (d.audit !== undefined) ctx.metrics.countDecision(listener, d.audit.policy, 'AUDIT', d.allowed);

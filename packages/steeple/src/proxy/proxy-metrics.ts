@@ -45,7 +45,8 @@ interface RequestStats {
   sent: number;
 }
 
-interface DecisionCount {
+/** One series of the decisions counter; callers may hold it and add to `value`. */
+export interface DecisionCount {
   readonly labels: Record<string, string>;
   value: number;
 }
@@ -168,6 +169,22 @@ export class ProxyMetrics {
     }
   }
 
+  /** One finished HTTP request: its latency and bytes, with one look-up of the listener's sums. */
+  observeRequest(listener: string, direction: Direction, seconds: number, received: number, sent: number): void {
+    const s = this.#statsFor(listener, direction);
+    s.received += received;
+    s.sent += sent;
+    s.sum += seconds;
+    s.count++;
+    const bounds = this.#bounds;
+    for (let i = 0; i < bounds.length; i++) {
+      if (seconds <= (bounds[i] as number)) {
+        (s.buckets as Float64Array)[i] = (s.buckets[i] as number) + 1;
+        return;
+      }
+    }
+  }
+
   addBytes(listener: string, direction: Direction, received: number, sent: number): void {
     const s = this.#statsFor(listener, direction);
     s.received += received;
@@ -175,13 +192,18 @@ export class ProxyMetrics {
   }
 
   countDecision(listener: string, policy: string, action: string, allowed: boolean): void {
+    this.decisionSeries(listener, policy, action, allowed).value++;
+  }
+
+  /** The decisions-counter series for these labels, created at zero when new. */
+  decisionSeries(listener: string, policy: string, action: string, allowed: boolean): DecisionCount {
     const key = `${listener}\0${policy}\0${action}\0${allowed ? 'a' : 'd'}`;
-    const d = this.#decisions.get(key);
-    if (d !== undefined) {
-      d.value++;
-      return;
+    let d = this.#decisions.get(key);
+    if (d === undefined) {
+      // Policy names come from the policy file, so the set of series stays bounded by it.
+      d = { labels: { listener, policy, action, decision: allowed ? 'allow' : 'deny' }, value: 0 };
+      this.#decisions.set(key, d);
     }
-    // Policy names come from the policy file, so the set of series stays bounded by it.
-    this.#decisions.set(key, { labels: { listener, policy, action, decision: allowed ? 'allow' : 'deny' }, value: 1 });
+    return d;
   }
 }

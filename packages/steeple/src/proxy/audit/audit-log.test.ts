@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { AuditLog, type AuditRecord } from './audit-log.js';
+import { AuditLog, type AuditRecord, jsonMillis, serializeAuditFields } from './audit-log.js';
 
 const record = (n: number): AuditRecord => ({
   type: 'request',
@@ -56,5 +56,69 @@ describe('AuditLog', () => {
     }
     const last = readFileSync(path, 'utf8').trim().split('\n').pop() as string;
     assert.equal(JSON.parse(last).path, '/item/199');
+  });
+});
+
+describe('audit record serialization', () => {
+  const base: AuditRecord = record(7);
+  const variants: AuditRecord[] = [
+    base,
+    { ...base, destination_id: undefined, status: undefined, method: undefined, path: undefined },
+    { ...base, path: '/a"b\\c\u0001d', host: 'h\u00e9st:8443', reason: 'tab\there', policy: 'p', rule: 0 },
+    { ...base, path: '/\ud83d\ude00/\ud800', audit_policy: 'audit-all' },
+    { ...base, decision: 'deny', dry_run: { decision: 'deny', policy: 'dry', rule: 2 } },
+    { ...base, dry_run: { decision: 'allow' }, tls_version: 'TLSv1.3', tls_cipher: 'TLS_AES_128_GCM_SHA256' },
+    { ...base, duration_ms: 1.23456789, bytes_received: 0, bytes_sent: 1e21 },
+    { ...base, duration_ms: Number.NaN },
+  ];
+
+  // The record's fields in declaration order, as auditRecord() builds them.
+  const ORDER = [
+    'type',
+    'listener',
+    'direction',
+    'source_id',
+    'destination_id',
+    'peer_address',
+    'decision',
+    'reason',
+    'policy',
+    'rule',
+    'audit_policy',
+    'dry_run',
+    'method',
+    'path',
+    'host',
+    'status',
+    'bytes_received',
+    'bytes_sent',
+    'duration_ms',
+    'tls_version',
+    'tls_cipher',
+  ] as const;
+  const inOrder = (r: AuditRecord) => Object.fromEntries(ORDER.map((k) => [k, r[k]]));
+
+  it('writes the same JSON as JSON.stringify, field for field and in order', () => {
+    for (const r of variants) assert.equal(`{${serializeAuditFields(r)}}`, JSON.stringify(inOrder(r)));
+  });
+
+  it('formats rounded milliseconds as JSON.stringify does', () => {
+    const values = [0, 0.0004, 0.0005, 0.001, 0.01, 0.1, 0.12, 1, 1.5, 12.345, 999.9999, 1234.5678, 86_400_000.001];
+    for (let i = 0; i < 2000; i++) values.push(Math.random() * 10 ** (i % 7));
+    for (const ms of values) assert.equal(jsonMillis(ms), JSON.stringify(Math.round(ms * 1000) / 1000), String(ms));
+  });
+
+  it('writeFields writes a record given as serialized fields', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'audit-'));
+    const path = join(dir, 'audit.log');
+    const log = new AuditLog({ output: { path, maxSizeBytes: 1 << 20, maxFiles: 2 }, flushIntervalMs: 10_000 });
+    log.writeFields(serializeAuditFields(base));
+    log.write(base);
+    log.close();
+    const [a, b] = readFileSync(path, 'utf8').trim().split('\n') as [string, string];
+    const { time: _t1, ...ra } = JSON.parse(a);
+    const { time: _t2, ...rb } = JSON.parse(b);
+    assert.deepEqual(ra, rb);
+    assert.deepEqual(ra, JSON.parse(JSON.stringify(base)));
   });
 });

@@ -19,7 +19,7 @@ import {
   HttpParseError,
   MAX_HEAD_BYTES,
   parseRequestHead,
-  parseResponseHead,
+  parseResponseHeadBytes,
   type RequestHead,
   responseFraming,
 } from './message-head.js';
@@ -113,6 +113,8 @@ function errorResponse(status: number, message: string): Buffer {
 export class Http1Relay {
   readonly #down: Socket;
   readonly #o: Http1RelayOptions;
+  /** The added header lines and the empty line that ends a head, encoded once per connection. */
+  readonly #headTail: Buffer;
   #phase = Phase.Head;
   #pending: Buffer | undefined;
   #ex: Exchange | undefined;
@@ -133,6 +135,7 @@ export class Http1Relay {
   constructor(down: Socket, options: Http1RelayOptions, initial?: Buffer) {
     this.#down = down;
     this.#o = options;
+    this.#headTail = Buffer.from(`${options.addHeaders}\r\n`, 'latin1');
     down.on('data', (chunk: Buffer) => this.#downData(chunk));
     down.on('end', () => this.#downEnded());
     down.on('close', () => this.#downClosed());
@@ -194,13 +197,16 @@ export class Http1Relay {
         this.#fail(e instanceof HttpParseError ? e.status : 400, e.message);
         return;
       }
+      // The head as received, up to and including its last line's CRLF.
+      const raw = buf.subarray(start, end + 2);
       buf = buf.subarray(end + 4);
       this.#pending = buf.length > 0 ? buf : undefined;
-      this.#startExchange(head, end + 4 - start);
+      this.#startExchange(head, raw);
     }
   }
 
-  #startExchange(head: RequestHead, headBytes: number): void {
+  #startExchange(head: RequestHead, raw: Buffer): void {
+    const headBytes = raw.length + 2;
     const normalized = normalizeTarget(head.target);
     if (normalized === undefined) {
       this.#fail(400, 'invalid request target');
@@ -227,7 +233,7 @@ export class Http1Relay {
       if (hasBody || head.wantsClose) this.#closeDown();
       return;
     }
-    const forwardHead = this.#buildHead(head, normalized.changed ? normalized.target : undefined);
+    const forwardHead = this.#buildHead(head, raw, normalized.changed ? normalized.target : undefined);
     this.#ex = {
       head,
       path: normalized.path,
@@ -291,20 +297,23 @@ export class Http1Relay {
     });
   }
 
-  /** The head sent upstream: the received one, minus the identity header, plus ours. */
-  #buildHead(head: RequestHead, newTarget: string | undefined): Buffer {
+  /**
+   * The head sent upstream: the received one, minus the identity header, plus ours.
+   * `raw` is the validated head as received (request line and header lines, each with
+   * its CRLF); when nothing in it changes it is forwarded byte for byte, with our
+   * header lines appended, instead of being rebuilt as text.
+   */
+  #buildHead(head: RequestHead, raw: Buffer, newTarget: string | undefined): Buffer {
     const strip = this.#o.stripHeader;
     const dropClose = this.#o.pooledUpstream && head.names.includes('connection');
     // A pooled upstream connection outlives the caller's, so it always speaks HTTP/1.1.
     const version = dropClose || this.#o.pooledUpstream ? 'HTTP/1.1' : `HTTP/1.${head.minorVersion}`;
-    const mustRebuild = newTarget !== undefined || dropClose || (strip !== undefined && head.names.includes(strip));
-    if (!mustRebuild) {
-      // Fast path: nothing to remove; the validated lines are joined again as they came.
-      return Buffer.from(
-        `${head.method} ${head.target} ${version}\r\n${head.lines.join('\r\n')}\r\n${this.#o.addHeaders}\r\n`,
-        'latin1',
-      );
-    }
+    const mustRebuild =
+      newTarget !== undefined ||
+      dropClose ||
+      (this.#o.pooledUpstream && head.minorVersion !== 1) ||
+      (strip !== undefined && head.names.includes(strip));
+    if (!mustRebuild) return Buffer.concat([raw, this.#headTail], raw.length + this.#headTail.length);
     let text = `${head.method} ${newTarget ?? head.target} ${version}\r\n`;
     for (let i = 0; i < head.lines.length; i++) {
       const name = head.names[i] as string;
@@ -312,7 +321,7 @@ export class Http1Relay {
       if (dropClose && (name === 'connection' || name === 'keep-alive')) continue;
       text += `${head.lines[i]}\r\n`;
     }
-    return Buffer.from(`${text}${this.#o.addHeaders}\r\n`, 'latin1');
+    return Buffer.concat([Buffer.from(text, 'latin1'), this.#headTail]);
   }
 
   #forwardRequestBody(chunk: Buffer): void {
@@ -397,7 +406,7 @@ export class Http1Relay {
             return;
           }
           ex.resHeadBuf = undefined;
-          const res = parseResponseHead(joined.toString('latin1', 0, end));
+          const res = parseResponseHeadBytes(joined, end);
           const headEnd = end + 4;
           if (res.status === 101) {
             this.#writeFromUp(joined);

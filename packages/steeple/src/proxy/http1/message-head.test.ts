@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ChunkedScanner } from './chunked-scanner.js';
-import { HttpParseError, parseRequestHead, parseResponseHead, responseFraming } from './message-head.js';
+import {
+  HttpParseError,
+  parseRequestHead,
+  parseResponseHead,
+  parseResponseHeadBytes,
+  responseFraming,
+} from './message-head.js';
 import { normalizeTarget } from './normalize-path.js';
 
 const head = (lines: string[]) => lines.join('\r\n');
@@ -130,5 +136,65 @@ describe('normalizeTarget', () => {
     assert.equal(normalizeTarget('*')?.path, '*');
     assert.equal(normalizeTarget('shop:443')?.path, '');
     assert.equal(normalizeTarget('ftp://x'), undefined);
+  });
+});
+
+describe('parseResponseHeadBytes', () => {
+  const facts = (text: string) => {
+    try {
+      const r = parseResponseHead(text);
+      return {
+        status: r.status,
+        minorVersion: r.minorVersion,
+        connectionClose: r.connectionClose,
+        contentLength: r.contentLength,
+        chunked: r.chunked,
+      };
+    } catch (err) {
+      return { error: (err as HttpParseError).message, status: (err as HttpParseError).status };
+    }
+  };
+  const fromBytes = (text: string) => {
+    try {
+      const b = Buffer.from(`${text}\r\n\r\nbody`, 'latin1');
+      return { ...parseResponseHeadBytes(b, b.indexOf('\r\n\r\n')) };
+    } catch (err) {
+      return { error: (err as HttpParseError).message, status: (err as HttpParseError).status };
+    }
+  };
+  const heads = [
+    'HTTP/1.1 200 OK',
+    'HTTP/1.1 200',
+    'HTTP/1.0 200 OK',
+    'HTTP/1.0 200 OK\r\nConnection: keep-alive',
+    'HTTP/1.1 200 OK\r\ncontent-length: 3',
+    'HTTP/1.1 204 No Content\r\nX-A: 1\r\nCONTENT-LENGTH: 0',
+    'HTTP/1.1 200 OK\r\nContent-Length: 3, 3',
+    'HTTP/1.1 200 OK\r\nContent-Length: 3\r\ncontent-length: 4',
+    'HTTP/1.1 200 OK\r\nContent-Length: \u00a03\u00a0',
+    'HTTP/1.1 200 OK\r\nContent-Length: x',
+    'HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 9',
+    'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip',
+    'HTTP/1.1 200 OK\r\nconnection: Keep-Alive, close',
+    'HTTP/1.1 200 OK\r\nx: a\rb',
+    'HTTP/1.1 200 OK\r\nx: a\nb',
+    'HTTP/1.1 200 OK\r\nx: a\0b',
+    'HTTP/1.1 200 OK\r\n folded: x',
+    'HTTP/1.1 200 OK\r\n: novalue',
+    'HTTP/1.1 200 OK\r\nno colon',
+    'HTTP/1.1 200 OK\r\nbad name: x',
+    'HTTP/1.1 200 OK\r\nbad\u00e9: x',
+    'HTTP/1.1 200 OK\r\nx: y\r',
+    'HTTP/1.1 099 Low',
+    'HTTP/1.1 20x OK',
+    'HTTP/1.1 20',
+    'HTTP/2.0 200 OK',
+    'HTTP/1.1  200 OK',
+    'http/1.1 200 OK',
+    '',
+  ];
+
+  it('agrees with parseResponseHead on valid and invalid heads', () => {
+    for (const h of heads) assert.deepEqual(fromBytes(h), facts(h), JSON.stringify(h));
   });
 });

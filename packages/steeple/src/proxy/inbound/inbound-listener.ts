@@ -13,6 +13,7 @@
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import tls from 'node:tls';
 import { authorizeAny, getPeerId, mtlsServerOptions, type SpiffeError, serveMtls } from '@steeple/spiffe';
+import { jsonMillis, serializeExchange, serializePartyFields, serializeTlsFields } from '../audit/audit-log.js';
 import type { InboundConfig } from '../config.js';
 import { type ExchangeOutcome, Http1Relay } from '../http1/http1-relay.js';
 import type { RequestHead } from '../http1/message-head.js';
@@ -20,6 +21,7 @@ import { H2Inbound, type H2Outcome, isH2Preface } from '../http2/h2-inbound.js';
 import {
   auditRecord,
   countDecision,
+  decisionFields,
   handshakeFailureReason,
   type ListenerContext,
   ownId,
@@ -29,6 +31,7 @@ import {
   UNAUTHENTICATED,
 } from '../listener-context.js';
 import { drain } from '../net/drain.js';
+import { IdleSweeper } from '../net/idle-sweeper.js';
 import { splice } from '../net/splice.js';
 import type { Decision, RequestAttributes } from '../policy/attributes.js';
 import { AppConnection, connectPlain } from '../upstream/app-connection.js';
@@ -46,6 +49,19 @@ interface Caller {
   readonly tls: { tls_version: string | undefined; tls_cipher: string | undefined } | undefined;
   readonly sni: string | undefined;
   readonly started: number;
+  /** `ip:port` of the caller, formatted once per connection for its audit records. */
+  readonly peer: string;
+  /** The parts of this connection's request records that do not change, serialized at its first request. */
+  recordParts?: RecordParts;
+}
+
+interface RecordParts {
+  /** Our ID when the parts were made (an identity change with a new ID makes new ones). */
+  readonly ownId: string;
+  /** type … peer_address. */
+  readonly head: string;
+  /** tls_version, tls_cipher. */
+  readonly tail: string;
 }
 
 function headerLookup(head: RequestHead): (name: string) => string | undefined {
@@ -64,11 +80,13 @@ export class InboundListener {
   readonly #server: NetServer | tls.Server;
   readonly #tls: tls.Server | undefined;
   readonly #sockets = new Set<Socket>();
+  readonly #idle: IdleSweeper | undefined;
   #h2: H2Inbound | undefined;
 
   constructor(config: InboundConfig, ctx: ListenerContext) {
     this.config = config;
     this.#ctx = ctx;
+    if (config.idle_timeout > 0) this.#idle = new IdleSweeper(config.idle_timeout * 1000);
     if (config.mode !== 'DISABLE') this.#tls = this.#createTlsServer();
     if (config.mode === 'STRICT') {
       this.#server = this.#tls as tls.Server;
@@ -136,6 +154,7 @@ export class InboundListener {
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     await drain(this.#sockets, graceMs);
     for (const s of this.#sockets) s.destroy();
+    this.#idle?.close();
     this.#h2?.close();
     await closed;
   }
@@ -154,9 +173,11 @@ export class InboundListener {
   /**
    * Idle timeout on the socket that carries the traffic: for TLS that is the TLSSocket
    * (the raw socket under it sees no reads or writes of its own once TLS wraps it).
+   * A sweeper reads byte counters instead of `socket.setTimeout`, whose timer is re-armed
+   * on every read and write.
    */
   #idleTimeout(socket: Socket): void {
-    if (this.config.idle_timeout > 0) socket.setTimeout(this.config.idle_timeout * 1000, () => socket.destroy());
+    this.#idle?.add(socket);
   }
 
   // ---- PERMISSIVE / DISABLE: plain TCP accept ------------------------------------------
@@ -200,7 +221,17 @@ export class InboundListener {
   #plaintext(socket: Socket, first: Buffer | undefined): void {
     this.#idleTimeout(socket);
     this.#ctx.metrics.connections.inc({ listener: this.config.name, direction: 'inbound', transport: 'plaintext' });
-    this.#serve({ socket, principal: undefined, tls: undefined, sni: undefined, started: performance.now() }, first);
+    this.#serve(
+      {
+        socket,
+        principal: undefined,
+        tls: undefined,
+        sni: undefined,
+        started: performance.now(),
+        peer: peerAddress(socket),
+      },
+      first,
+    );
   }
 
   // ---- mTLS ----------------------------------------------------------------------------
@@ -219,6 +250,7 @@ export class InboundListener {
         tls: tlsInfo(socket),
         sni: typeof servername === 'string' ? servername : undefined,
         started: performance.now(),
+        peer: peerAddress(socket),
       },
       undefined,
     );
@@ -286,7 +318,7 @@ export class InboundListener {
       direction: 'inbound',
       sourceId: c.principal ?? UNAUTHENTICATED,
       destinationId: ownId(this.#ctx.identity),
-      peerAddress: peerAddress(c.socket),
+      peerAddress: c.peer,
       decision,
       reason,
       bytesReceived,
@@ -346,31 +378,36 @@ export class InboundListener {
   /** Writes the audit record and metrics of one HTTP request. */
   requestDone(c: Caller, o: ExchangeOutcome | H2Outcome): void {
     const ctx = this.#ctx;
-    ctx.metrics.observeDuration(this.config.name, 'inbound', o.durationMs / 1000);
-    ctx.metrics.addBytes(this.config.name, 'inbound', o.bytesReceived, o.bytesSent);
+    ctx.metrics.observeRequest(this.config.name, 'inbound', o.durationMs / 1000, o.bytesReceived, o.bytesSent);
     if (o.error !== undefined && o.status >= 500) {
       ctx.metrics.upstreamErrors.inc({ listener: this.config.name, direction: 'inbound', reason: 'app' });
     }
-    if (!shouldAudit(ctx, o.decision)) return;
-    ctx.audit?.write(
-      auditRecord({
-        type: 'request',
-        listener: this.config.name,
-        direction: 'inbound',
-        sourceId: c.principal ?? UNAUTHENTICATED,
-        destinationId: ownId(ctx.identity),
-        peerAddress: peerAddress(c.socket),
-        decision: o.decision,
-        reason: o.error,
-        method: o.method,
-        path: o.path,
-        host: o.host,
-        status: o.status,
-        bytesReceived: o.bytesReceived,
-        bytesSent: o.bytesSent,
-        durationMs: o.durationMs,
-        tls: c.tls,
-      }),
+    const audit = ctx.audit;
+    if (audit === undefined || !shouldAudit(ctx, o.decision)) return;
+    // The record auditRecord() would build, serialized from parts: the connection's are
+    // made once, the decision's once per policy rule, only the exchange's per request.
+    const me = ownId(ctx.identity);
+    let parts = c.recordParts;
+    if (parts === undefined || parts.ownId !== me) {
+      parts = {
+        ownId: me,
+        head: serializePartyFields({
+          type: 'request',
+          listener: this.config.name,
+          direction: 'inbound',
+          source_id: c.principal ?? UNAUTHENTICATED,
+          destination_id: me,
+          peer_address: c.peer,
+        }),
+        tail: serializeTlsFields({ tls_version: c.tls?.tls_version, tls_cipher: c.tls?.tls_cipher }),
+      };
+      c.recordParts = parts;
+    }
+    audit.writeFields(
+      parts.head +
+        decisionFields(o.decision, o.error) +
+        serializeExchange(o.method, o.path, o.host, o.status, o.bytesReceived, o.bytesSent, jsonMillis(o.durationMs)) +
+        parts.tail,
     );
   }
 

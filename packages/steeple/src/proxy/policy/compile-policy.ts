@@ -10,7 +10,7 @@
  * @module
  */
 import type { BlockList } from 'node:net';
-import { namespaceOfPrincipal, type RequestAttributes, trustDomainOfPrincipal } from './attributes.js';
+import { type Decision, namespaceOfPrincipal, type RequestAttributes, trustDomainOfPrincipal } from './attributes.js';
 import {
   blockListOf,
   type ConditionDocument,
@@ -29,7 +29,19 @@ type Predicate = (a: RequestAttributes) => boolean;
 export interface CompiledRule {
   readonly index: number;
   /** What a match on this rule reports (built once). */
-  readonly match: { readonly policy: string; readonly rule: number; readonly deny: string; readonly allow: string };
+  readonly match: {
+    readonly policy: string;
+    readonly rule: number;
+    readonly deny: string;
+    readonly allow: string;
+    /**
+     * The decisions this rule produces as the deciding DENY or ALLOW rule, built once and
+     * frozen: evaluation allocates nothing in the common case, and callers may cache per
+     * decision object (metrics label sets, for instance).
+     */
+    readonly denyDecision: Decision;
+    readonly allowDecision: Decision;
+  };
   /** Whether the rule names HTTP-only attributes. */
   readonly httpOnly: boolean;
   /** The rule's predicate for HTTP requests. */
@@ -224,11 +236,15 @@ export function compilePolicy(doc: PolicyDocument): CompiledPolicy {
     const httpOnly = isHttpOnly(rule);
     const matchHttp = compileRule(rule, index, true);
     const matchTcp = httpOnly && doc.action === 'ALLOW' ? () => false : compileRule(rule, index, false);
+    const deny = `denied by policy ${doc.name}`;
+    const allow = `allowed by policy ${doc.name}`;
     const match = {
       policy: doc.name,
       rule: index,
-      deny: `denied by policy ${doc.name}`,
-      allow: `allowed by policy ${doc.name}`,
+      deny,
+      allow,
+      denyDecision: Object.freeze({ allowed: false, policy: doc.name, rule: index, reason: deny }),
+      allowDecision: Object.freeze({ allowed: true, policy: doc.name, rule: index, reason: allow }),
     };
     return { index, match, httpOnly, matchHttp, matchTcp };
   });

@@ -7,16 +7,10 @@
  * @module
  */
 import type { Decision, RequestAttributes } from './attributes.js';
-import { type CompiledPolicy, compilePolicy } from './compile-policy.js';
+import { type CompiledPolicy, type CompiledRule, compilePolicy } from './compile-policy.js';
 import type { PolicyFile } from './policy-schema.js';
 
-interface Match {
-  readonly policy: string;
-  readonly rule: number;
-  /** Reasons, built once per policy rather than per request. */
-  readonly deny: string;
-  readonly allow: string;
-}
+type Match = CompiledRule['match'];
 
 /** The policies that apply to one listener and kind of traffic, split by action. */
 interface ListenerPolicies {
@@ -38,14 +32,15 @@ function firstMatch(policies: readonly CompiledPolicy[], a: RequestAttributes): 
 }
 
 const ALLOW_NO_POLICY: Decision = Object.freeze({ allowed: true, reason: 'allowed: no ALLOW policy applies' });
+const DENY_NO_MATCH: Decision = Object.freeze({ allowed: false, reason: 'denied: no ALLOW policy matched' });
 
 function decide(set: ListenerPolicies, a: RequestAttributes): Decision {
   const denied = set.deny.length > 0 ? firstMatch(set.deny, a) : undefined;
-  if (denied) return { allowed: false, policy: denied.policy, rule: denied.rule, reason: denied.deny };
+  if (denied) return denied.denyDecision;
   if (set.allow.length === 0) return ALLOW_NO_POLICY;
   const allowed = firstMatch(set.allow, a);
-  if (allowed) return { allowed: true, policy: allowed.policy, rule: allowed.rule, reason: allowed.allow };
-  return { allowed: false, reason: 'denied: no ALLOW policy matched' };
+  if (allowed) return allowed.allowDecision;
+  return DENY_NO_MATCH;
 }
 
 /** An immutable set of compiled policies; build a new one to change policy. */
