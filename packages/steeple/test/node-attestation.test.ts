@@ -1,9 +1,8 @@
 // Node attestation end to end, in process: the agent's clients (agent/node-attestation)
 // against the server's attestors (server/attestation). Server and agent code never import
-// each other; only this test sees both, so it also checks that the two copies of the wire
-// format agree.
+// each other; both take the wire format from common/attestation.
 import assert from 'node:assert/strict';
-import { createHash, generateKeyPairSync, type KeyObject, randomBytes, type X509Certificate } from 'node:crypto';
+import { createHash, generateKeyPairSync, type KeyObject, type X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,14 +14,13 @@ import {
   createX509PopClient,
   type NodeAttestorClient,
 } from '../src/agent/node-attestation/index.js';
-import * as agentFormat from '../src/agent/node-attestation/x509pop-format.js';
+import { encodeX509PopPayload, splitX509PopCertificates } from '../src/common/attestation/x509pop-format.js';
 import {
   AttestationError,
   attestNode,
   createNodeAttestors,
   type NodeAttestorCatalog,
 } from '../src/server/attestation/index.js';
-import * as serverFormat from '../src/server/attestation/x509pop-format.js';
 import { type Datastore, openDatastore } from '../src/server/datastore/index.js';
 
 const td = TrustDomain.parse('example.org');
@@ -152,38 +150,11 @@ describe('node attestation: agent clients against server attestors', () => {
   });
 });
 
-describe('the two copies of the x509pop wire format agree', () => {
-  it('same name, nonce length and context', () => {
-    assert.equal(agentFormat.X509POP_ATTESTOR_NAME, serverFormat.X509POP_ATTESTOR_NAME);
-    assert.equal(agentFormat.X509POP_NONCE_LENGTH, serverFormat.X509POP_NONCE_LENGTH);
-    assert.equal(agentFormat.X509POP_CONTEXT, serverFormat.X509POP_CONTEXT);
-  });
-
-  it('same signed message for the same trust domain and nonce', () => {
-    for (const name of ['example.org', 'a', 'x.y-z_1']) {
-      const nonce = randomBytes(32);
-      assert.deepEqual(agentFormat.x509PopSignedMessage(name, nonce), serverFormat.x509PopSignedMessage(name, nonce));
-    }
-  });
-
-  it('same signature scheme for every key type, supported or not', () => {
-    const keys = [
-      generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey,
-      generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey,
-      generateKeyPairSync('ec', { namedCurve: 'P-521' }).privateKey,
-      generateKeyPairSync('ec', { namedCurve: 'secp256k1' }).privateKey,
-      generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey,
-      generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey,
-      generateKeyPairSync('ed25519').privateKey,
-      generateKeyPairSync('x25519').privateKey,
-    ];
-    for (const key of keys) assert.deepEqual(agentFormat.x509PopSchemeFor(key), serverFormat.x509PopSchemeFor(key));
-  });
-
+describe('the x509pop payload format', () => {
   it('the server splits the agent’s payload back into the same certificates', () => {
     const root = createTestCa({ trustDomain: 'nodes.corp', clock });
     const { certificates } = root.createIntermediate().createIntermediate().issueX509SvidRaw('spiffe://nodes.corp/n');
-    const parts = serverFormat.splitX509PopCertificates(agentFormat.encodeX509PopPayload(certificates));
+    const parts = splitX509PopCertificates(encodeX509PopPayload(certificates));
     assert.deepEqual(
       parts.map((p) => Buffer.from(p)),
       certificates.map((c) => c.raw),

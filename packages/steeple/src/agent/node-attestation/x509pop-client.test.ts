@@ -3,10 +3,10 @@ import { generateKeyPairSync, type KeyObject, verify, type X509Certificate } fro
 import { describe, it } from 'node:test';
 import { TrustDomain } from '@steeple/spiffe';
 import { createTestCa, ManualClock, type TestKeyType } from '@steeple/spiffe/testing';
+import { x509PopSchemeFor, x509PopSignedMessage } from '../../common/attestation/x509pop-format.js';
 import { ConfigError } from '../../common/errors.js';
 import { NodeAttestationClientError } from './node-attestor-client.js';
 import { createX509PopClient, x509PopClientConfigSchema } from './x509pop-client.js';
-import { x509PopSchemeFor, x509PopSignedMessage } from './x509pop-format.js';
 
 const td = TrustDomain.parse('example.org');
 const clock = new ManualClock(new Date('2030-01-01T00:00:00Z'));

@@ -19,8 +19,6 @@ import { createPrivateKey, createPublicKey, type KeyObject, sign, X509Certificat
 import { readFileSync } from 'node:fs';
 import type { TrustDomain } from '@steeple/spiffe';
 import { z } from 'zod';
-import { ConfigError } from '../../common/errors.js';
-import { NodeAttestationClientError, type NodeAttestorClient } from './node-attestor-client.js';
 import {
   encodeX509PopPayload,
   X509POP_ATTESTOR_NAME,
@@ -28,7 +26,9 @@ import {
   type X509PopSignatureScheme,
   x509PopSchemeFor,
   x509PopSignedMessage,
-} from './x509pop-format.js';
+} from '../../common/attestation/x509pop-format.js';
+import { ConfigError } from '../../common/errors.js';
+import { NodeAttestationClientError, type NodeAttestorClient } from './node-attestor-client.js';
 
 const path = z.string().min(1);
 

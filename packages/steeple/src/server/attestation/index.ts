@@ -4,6 +4,19 @@
  * which the Agent API's AttestAgent calls.
  * @module
  */
+
+export {
+  splitX509PopCertificates,
+  X509POP_ATTESTOR_NAME,
+  X509POP_CONTEXT,
+  X509POP_MAX_CERTIFICATES,
+  X509POP_MAX_PAYLOAD_BYTES,
+  X509POP_MAX_RESPONSE_BYTES,
+  X509POP_NONCE_LENGTH,
+  type X509PopSignatureScheme,
+  x509PopSchemeFor,
+  x509PopSignedMessage,
+} from '../../common/attestation/x509pop-format.js';
 export {
   AGENT_PATH_TEMPLATE_VALUES,
   type AgentPathTemplate,
@@ -30,15 +43,3 @@ export { createNodeAttestors, type NodeAttestorCatalog, type NodeAttestorDeps } 
 export { type NodeAttestorsConfig, nodeAttestorsSchema, type X509PopConfig } from './node-attestors-config.js';
 export { CertificateChainError, type VerifiedChain, verifyCertificateChain } from './verify-certificate-chain.js';
 export { createX509PopAttestor, type X509PopAttestorOptions } from './x509pop.js';
-export {
-  splitX509PopCertificates,
-  X509POP_ATTESTOR_NAME,
-  X509POP_CONTEXT,
-  X509POP_MAX_CERTIFICATES,
-  X509POP_MAX_PAYLOAD_BYTES,
-  X509POP_MAX_RESPONSE_BYTES,
-  X509POP_NONCE_LENGTH,
-  type X509PopSignatureScheme,
-  x509PopSchemeFor,
-  x509PopSignedMessage,
-} from './x509pop-format.js';

@@ -7,13 +7,13 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { X509POP_ATTESTOR_NAME } from '../../common/attestation/x509pop-format.js';
 import { validateConfig } from '../../common/config/validate-config.js';
 import { ConfigError } from '../../common/errors.js';
 import { createJoinTokenAttestor, JOIN_TOKEN_ATTESTOR_NAME, type JoinTokenConsumer } from './join-token.js';
 import type { NodeAttestor } from './node-attestor.js';
 import { nodeAttestorsSchema, type X509PopConfig } from './node-attestors-config.js';
 import { createX509PopAttestor } from './x509pop.js';
-import { X509POP_ATTESTOR_NAME } from './x509pop-format.js';
 
 /** The enabled node attestors by name (`AttestationData.type`). */
 export type NodeAttestorCatalog = ReadonlyMap<string, NodeAttestor>;

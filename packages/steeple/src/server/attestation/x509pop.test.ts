@@ -4,9 +4,9 @@ import { describe, it } from 'node:test';
 import { TrustDomain } from '@steeple/spiffe';
 import { CertificateIssuer, selfSignCertificate } from '@steeple/spiffe/issuance';
 import { createTestCa, ManualClock, type TestCa, type TestKeyType } from '@steeple/spiffe/testing';
+import { x509PopSchemeFor, x509PopSignedMessage } from '../../common/attestation/x509pop-format.js';
 import { AttestationError, type ChallengeFn } from './node-attestor.js';
 import { createX509PopAttestor } from './x509pop.js';
-import { x509PopSchemeFor, x509PopSignedMessage } from './x509pop-format.js';
 
 const td = TrustDomain.parse('example.org');
 const START = new Date('2030-01-01T00:00:00Z');

@@ -18,6 +18,15 @@ import { AsnConvert } from '@peculiar/asn1-schema';
 import { Name } from '@peculiar/asn1-x509';
 import { SpiffeId, SpiffeIdError } from '@steeple/spiffe';
 import { x509Fields } from '@steeple/spiffe/issuance';
+import {
+  splitX509PopCertificates,
+  X509POP_ATTESTOR_NAME,
+  X509POP_MAX_RESPONSE_BYTES,
+  X509POP_NONCE_LENGTH,
+  type X509PopSignatureScheme,
+  x509PopSchemeFor,
+  x509PopSignedMessage,
+} from '../../common/attestation/x509pop-format.js';
 import { normalizeSelectors } from '../datastore/selector-set.js';
 import { type AgentPathTemplate, DEFAULT_AGENT_PATH_TEMPLATE, parseAgentPathTemplate } from './agent-path-template.js';
 import {
@@ -29,15 +38,6 @@ import {
   type NodeSelector,
 } from './node-attestor.js';
 import { CertificateChainError, verifyCertificateChain } from './verify-certificate-chain.js';
-import {
-  splitX509PopCertificates,
-  X509POP_ATTESTOR_NAME,
-  X509POP_MAX_RESPONSE_BYTES,
-  X509POP_NONCE_LENGTH,
-  type X509PopSignatureScheme,
-  x509PopSchemeFor,
-  x509PopSignedMessage,
-} from './x509pop-format.js';
 
 /** keyUsage digitalSignature (bit 0), as a mask of x509Fields' keyUsage flags. */
 const KU_DIGITAL_SIGNATURE = 1;

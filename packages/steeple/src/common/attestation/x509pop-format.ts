@@ -1,8 +1,6 @@
 /**
- * The x509pop wire format, agent side. The server keeps the same definitions (plus the
- * payload parser) in server/attestation/x509pop-format.ts; server and agent never import
- * each other, so the shared format is written down twice, and
- * packages/steeple/test/node-attestation.test.ts checks that the two copies agree.
+ * The x509pop wire format, shared by the server's attestor and the agent's client (both
+ * import it from common/, since server and agent never import each other).
  *
  *   AttestationData.type    = "x509pop"
  *   AttestationData.payload = the node's certificate chain as concatenated DER
@@ -32,6 +30,12 @@ import type { KeyObject } from 'node:crypto';
 export const X509POP_ATTESTOR_NAME = 'x509pop';
 /** Length of the challenge nonce in bytes. */
 export const X509POP_NONCE_LENGTH = 32;
+/** Most certificates a payload may carry. */
+export const X509POP_MAX_CERTIFICATES = 16;
+/** Most bytes a payload may have. */
+export const X509POP_MAX_PAYLOAD_BYTES = 64 * 1024;
+/** Most bytes a challenge response may have (an RSA-8192 signature is 1,024 bytes). */
+export const X509POP_MAX_RESPONSE_BYTES = 2048;
 /** The ASCII prefix of every signed challenge. */
 export const X509POP_CONTEXT = 'steeple x509pop v1';
 
@@ -85,6 +89,47 @@ export function x509PopSchemeFor(key: KeyObject): X509PopSignatureScheme | strin
     default:
       return `key type ${String(type)} is not supported (use EC, RSA or Ed25519)`;
   }
+}
+
+/**
+ * Splits concatenated DER certificates into one byte array each, checking only the
+ * framing (SEQUENCE, definite length, nothing left over). Throws a RangeError whose
+ * message is safe to show.
+ */
+export function splitX509PopCertificates(payload: Uint8Array): Uint8Array[] {
+  if (payload.length === 0) throw new RangeError('payload is empty (expected DER certificates)');
+  if (payload.length > X509POP_MAX_PAYLOAD_BYTES) {
+    throw new RangeError(`payload is larger than ${X509POP_MAX_PAYLOAD_BYTES} bytes`);
+  }
+  const out: Uint8Array[] = [];
+  let offset = 0;
+  while (offset < payload.length) {
+    if (out.length === X509POP_MAX_CERTIFICATES) {
+      throw new RangeError(`payload holds more than ${X509POP_MAX_CERTIFICATES} certificates`);
+    }
+    const at = `certificate #${out.length} (byte ${offset})`;
+    if (payload[offset] !== 0x30) throw new RangeError(`${at} is not a DER SEQUENCE`);
+    const first = payload[offset + 1];
+    if (first === undefined) throw new RangeError(`${at} is truncated`);
+    let length: number;
+    let headerLength: number;
+    if (first < 0x80) {
+      length = first;
+      headerLength = 2;
+    } else {
+      const count = first & 0x7f;
+      if (count === 0 || count > 3) throw new RangeError(`${at} has an unsupported length encoding`);
+      if (offset + 2 + count > payload.length) throw new RangeError(`${at} is truncated`);
+      length = 0;
+      for (let i = 0; i < count; i++) length = length * 256 + (payload[offset + 2 + i] as number);
+      headerLength = 2 + count;
+    }
+    const end = offset + headerLength + length;
+    if (end > payload.length) throw new RangeError(`${at} is truncated`);
+    out.push(payload.subarray(offset, end));
+    offset = end;
+  }
+  return out;
 }
 
 /** The payload for a chain (leaf first): the certificates' DER, concatenated. */
