@@ -10,6 +10,7 @@ import { create, type DescField, type DescMessage, fromBinary, ScalarType, toBin
 import * as workload from '../packages/spiffe/src/gen/spiffe/workload/workload_pb.js';
 import * as agentApi from '../packages/steeple/src/gen/steeple/agent/v1/agent_pb.js';
 import * as entryApi from '../packages/steeple/src/gen/steeple/server/v1/entry_pb.js';
+import * as trustDomainApi from '../packages/steeple/src/gen/steeple/server/v1/trust_domain_pb.js';
 import { EntrySchema } from '../packages/steeple/src/gen/steeple/types/v1/entry_pb.js';
 
 const root = resolve(import.meta.dirname, '..');
@@ -248,5 +249,17 @@ describe('Steeple admin API contract (steeple.server.v1)', () => {
         'MATCH_BEHAVIOR_ANY',
       ],
     );
+  });
+
+  it('a federation relationship keeps its first five field numbers; source and status were added after them', () => {
+    assert.deepEqual(fieldsOf(trustDomainApi.FederationRelationshipSchema), [
+      '1 trust_domain string',
+      '2 bundle_endpoint_url string',
+      '3 https_web steeple.server.v1.HttpsWebProfile',
+      '4 https_spiffe steeple.server.v1.HttpsSpiffeProfile',
+      '5 trust_domain_bundle steeple.types.v1.Bundle',
+      '6 source string',
+      '7 status steeple.server.v1.FederationRelationshipStatus',
+    ]);
   });
 });

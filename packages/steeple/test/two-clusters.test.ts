@@ -374,16 +374,20 @@ describe('two clusters: federation between trust domains, cross-cluster mTLS thr
     await b.startServer();
   });
 
-  it('federation show on A reports the configured relationship with B as failing, with the reason; refresh works on it', {
-    todo:
-      'the admin API serves only relationships stored in the datastore, without status: ' +
-      'federation show/refresh answer NotFound for a federates_with relationship',
-  }, async () => {
+  it('federation show on A reports the configured relationship with B as failing, with the reason; refresh works on it', async () => {
     assert.equal(shownWhileDown?.code, 0, `federation show on A: ${shownWhileDown?.stderr}${shownWhileDown?.stdout}`);
     assert.match(shownWhileDown?.stdout ?? '', /failing/, 'the relationship is failing while B is down');
     assert.match(shownWhileDown?.stdout ?? '', /connection-failed/, 'with the reason');
+    const shown = JSON.parse(shownWhileDown?.stdout ?? '{}');
+    assert.equal(shown.source, 'config', 'the relationship comes from federates_with');
+    assert.equal(shown.status?.state, 'failing');
+    assert.equal(shown.status?.last_error?.code, 'ERR_FEDERATION_ENDPOINT_UNREACHABLE');
+    assert.ok(shown.status?.current_bundle, 'the last good bundle stays in force');
     const refreshed = await steeple('server', 'federation', 'refresh', '-id', TD_B, '-socketPath', a.adminSocket);
     assert.equal(refreshed.code, 0, `federation refresh on A: ${refreshed.stderr}${refreshed.stdout}`);
+    const after = await steeple('server', 'federation', 'show', '-trustDomain', TD_B, '-socketPath', a.adminSocket);
+    assert.equal(after.code, 0, after.stderr);
+    assert.match(after.stdout, /^Status +: ok: /m, `ok again after the refresh:\n${after.stdout}`);
   });
 
   it('F-9: B rotates its CA; calls from A every second keep working without any manual step', async (t) => {

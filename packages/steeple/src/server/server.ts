@@ -301,6 +301,7 @@ export async function startServer(config: ServerConfig, options: StartServerOpti
         ];
       },
       refreshBundle: (td) => federation.manager.refresh(td),
+      federationStatus: () => federation.manager.status(),
       onChange: (what) => {
         refreshFeed();
         if (what === 'federation') {

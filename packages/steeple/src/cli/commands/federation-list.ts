@@ -35,7 +35,8 @@ export function federationListCommand(): Command {
       printJson({ relationships: all.map((r) => protoJson(FederationRelationshipSchema, r)) });
     } else {
       const head = `Found ${all.length} federation ${all.length === 1 ? 'relationship' : 'relationships'}`;
-      printText([head, ...all.map(formatRelationship)].join('\n\n'));
+      const now = new Date();
+      printText([head, ...all.map((r) => formatRelationship(r, now))].join('\n\n'));
     }
   });
 }

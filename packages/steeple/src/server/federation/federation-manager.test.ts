@@ -100,7 +100,7 @@ describe('FederationManager: polling', () => {
     const w = await world();
     try {
       await w.manager.start();
-      assert.equal(w.manager.status('cluster-b.test')?.state, 'pending');
+      assert.equal(w.manager.status('cluster-b.test')?.state, 'not-yet-fetched');
       await w.tick(0);
       const s = await w.stored();
       assert.ok(s?.parsed.x509Bundle().equals(w.peer.ca.x509Bundle()));
@@ -199,6 +199,7 @@ describe('FederationManager: polling', () => {
       assert.equal(status?.lastError?.reason, 'connection-failed');
       assert.match(status?.lastError?.message ?? '', /ECONNREFUSED/);
       assert.equal(status?.consecutiveFailures, 1);
+      assert.deepEqual(status?.failingSince, w.clock.now(), 'the failures began with this fetch');
       assert.equal(status?.sequence, 1n, 'the bundle in force is still the last good one');
       assert.deepEqual(status?.nextRefreshAt, new Date(w.clock.now().getTime() + MINUTE), 'no hammering');
       assert.deepEqual(await w.stored(), before, 'the stored bundle is untouched');
@@ -206,6 +207,11 @@ describe('FederationManager: polling', () => {
       assert.equal(w.manager.status('cluster-b.test')?.consecutiveFailures, 1, 'no retry before the interval');
       await w.tick(30 * SECOND);
       assert.equal(w.manager.status('cluster-b.test')?.consecutiveFailures, 2);
+      assert.deepEqual(
+        w.manager.status('cluster-b.test')?.failingSince,
+        status?.failingSince,
+        'failing since the first failure of the run, not the latest',
+      );
       const text = await w.metrics.render();
       assert.match(
         text,

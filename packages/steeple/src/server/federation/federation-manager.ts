@@ -73,11 +73,11 @@ export interface FederationRelationshipStatus {
   readonly bundleEndpointUrl: string;
   readonly profile: BundleEndpointProfile;
   readonly endpointSpiffeId?: string;
-  /** `ok` after a successful fetch, `failing` after a failed one, `pending` before the first attempt. */
-  readonly state: 'pending' | 'ok' | 'failing';
+  /** `ok` after a successful fetch, `failing` after a failed one, `not-yet-fetched` until the first fetch ends. */
+  readonly state: 'not-yet-fetched' | 'ok' | 'failing';
   readonly lastAttemptAt?: Date;
   readonly lastSuccessAt?: Date;
-  /** When the stored bundle's content last changed through a fetch. */
+  /** When a fetch last brought authorities that differ from the stored ones (e.g. the peer's next CA). */
   readonly lastChangeAt?: Date;
   /** The most recent failure (kept after a later success, for the record). */
   readonly lastError?: {
@@ -88,6 +88,8 @@ export interface FederationRelationshipStatus {
     readonly message: string;
   };
   readonly consecutiveFailures: number;
+  /** While failing: when the current run of failed fetches began. */
+  readonly failingSince?: Date;
   readonly nextRefreshAt?: Date;
   /** Poll interval in use, seconds. */
   readonly refreshIntervalSeconds: number;
@@ -164,6 +166,7 @@ interface Peer {
   lastError: LastError | undefined;
   lastOutcome: 'ok' | 'failing' | undefined;
   consecutiveFailures: number;
+  failingSince: Date | undefined;
   nextRefreshAt: Date | undefined;
   /** Refresh hint of the bundle in force, seconds. */
   refreshHint: number | undefined;
@@ -440,6 +443,7 @@ export class FederationManager {
       lastError: undefined,
       lastOutcome: undefined,
       consecutiveFailures: 0,
+      failingSince: undefined,
       nextRefreshAt: undefined,
       refreshHint: undefined,
       sequence: undefined,
@@ -573,6 +577,7 @@ export class FederationManager {
       peer.lastSuccessAt = now;
       peer.lastOutcome = 'ok';
       peer.consecutiveFailures = 0;
+      peer.failingSince = undefined;
       peer.sequence = sequence;
       peer.refreshHint = bundle.refreshHintSeconds;
       const changed = !same;
@@ -622,6 +627,7 @@ export class FederationManager {
       };
       peer.lastOutcome = 'failing';
       peer.consecutiveFailures++;
+      peer.failingSince ??= peer.lastError.at;
       this.#fetches?.inc({ federated_trust_domain: td.name, result: 'failure', reason: fe?.reason ?? 'internal' });
       this.#failures?.set({ federated_trust_domain: td.name }, peer.consecutiveFailures);
       this.#schedule(peer, this.#retryMs(peer));
@@ -745,12 +751,13 @@ export class FederationManager {
       bundleEndpointUrl: spec.bundleEndpointUrl,
       profile: spec.profile,
       ...(spec.endpointSpiffeId ? { endpointSpiffeId: spec.endpointSpiffeId.toString() } : {}),
-      state: p.lastOutcome ?? 'pending',
+      state: p.lastOutcome ?? 'not-yet-fetched',
       ...(p.lastAttemptAt ? { lastAttemptAt: p.lastAttemptAt } : {}),
       ...(p.lastSuccessAt ? { lastSuccessAt: p.lastSuccessAt } : {}),
       ...(p.lastChangeAt ? { lastChangeAt: p.lastChangeAt } : {}),
       ...(p.lastError ? { lastError: { ...p.lastError } } : {}),
       consecutiveFailures: p.consecutiveFailures,
+      ...(p.failingSince ? { failingSince: p.failingSince } : {}),
       ...(p.nextRefreshAt ? { nextRefreshAt: p.nextRefreshAt } : {}),
       refreshIntervalSeconds: Math.round(this.#intervalMs(p) / 1000),
       ...(p.sequence === undefined ? {} : { sequence: p.sequence }),

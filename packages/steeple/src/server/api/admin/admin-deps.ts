@@ -9,6 +9,7 @@ import type { Clock, SpiffeBundle, SpiffeId, TrustDomain } from '@steeple/spiffe
 import type { Logger } from '../../../common/logger.js';
 import type { Metrics } from '../../../common/metrics.js';
 import type { AttestedAgent, Datastore } from '../../datastore/index.js';
+import type { FederationRelationshipStatus } from '../../federation/federation-manager.js';
 
 /** The CA operations the admin API uses (MintX509Svid, MintJwtSvid, GetBundle). */
 export interface AdminCa {
@@ -75,6 +76,12 @@ export interface AdminDeps {
    * federation exists; RefreshBundle then answers Unimplemented.
    */
   readonly refreshBundle?: (trustDomain: TrustDomain) => Promise<SpiffeBundle>;
+  /**
+   * Every relationship the federation component runs, with how fetching is going
+   * (FederationManager.status()): the config file's (`federates_with`, source `config`) and the
+   * datastore's. Absent: relationships are listed from the datastore only, without status.
+   */
+  readonly federationStatus?: () => readonly FederationRelationshipStatus[];
   /** Called after every successful change, e.g. to wake the agent API's change stream. */
   readonly onChange?: (what: AdminChange) => void;
   /**

@@ -1,23 +1,34 @@
 /**
  * TrustDomainService: federation relationships (where and how this server fetches another trust
- * domain's bundle). This stores them; fetching is the federation component's job, reached
- * through `AdminDeps.refreshBundle`.
+ * domain's bundle). This stores the API's relationships; fetching is the federation component's
+ * job, reached through `AdminDeps.refreshBundle`, and what it reports (`AdminDeps.federationStatus`)
+ * is how relationships from the config file are listed and every relationship gets its status.
+ *
+ * A relationship from the config file (`federation.federates_with`) is read only here: create
+ * answers AlreadyExists, update and delete FailedPrecondition, each naming the trust domain and
+ * the config file, because the next restart would bring the file's version back anyway.
  * @module
  */
 import { create } from '@bufbuild/protobuf';
 import { Code, ConnectError, type ServiceImpl } from '@connectrpc/connect';
 import type { TrustDomain } from '@steeple/spiffe';
 import {
+  type FederatedBundleSummary,
+  FederatedBundleSummarySchema,
   type FederationRelationship,
   FederationRelationshipSchema,
+  FederationRelationshipStatusSchema,
+  type FederationRelationshipStatus as StatusProto,
   type TrustDomainService,
 } from '../../../gen/steeple/server/v1/trust_domain_pb.js';
 import type { Bundle } from '../../../gen/steeple/types/v1/bundle_pb.js';
 import type {
   BundleEndpointProfile,
   FederationRelationshipUpdate,
+  StoredBundle,
   FederationRelationship as StoredRelationship,
 } from '../../datastore/index.js';
+import type { FederationRelationshipStatus } from '../../federation/federation-manager.js';
 import type { AdminContext } from './admin-context.js';
 import { bundleToProto, parseGivenBundle, sequencedBundle, storedBundleToProto } from './bundle-service.js';
 import { quoteValue, requireForeignTrustDomain, requirePageSize, requireSpiffeId } from './field-rules.js';
@@ -58,7 +69,77 @@ function checkProfile(r: FederationRelationship): CheckedProfile {
   }
 }
 
-function toProto(r: StoredRelationship, bundle: Bundle | undefined): FederationRelationship {
+/** A relationship as listed: from the datastore or from the config file. */
+interface Described {
+  readonly trustDomain: string;
+  readonly bundleEndpointUrl: string;
+  readonly profile: BundleEndpointProfile;
+  readonly endpointSpiffeId?: string;
+  readonly source: 'config' | 'datastore';
+}
+
+const seconds = (d: Date | undefined): bigint => (d === undefined ? 0n : BigInt(Math.floor(d.getTime() / 1000)));
+
+/** Whether the manager's status is about this very relationship (not one it replaced, not yet synced). */
+function sameRelationship(r: Described, s: FederationRelationshipStatus): boolean {
+  return (
+    s.source === r.source &&
+    s.bundleEndpointUrl === r.bundleEndpointUrl &&
+    s.profile === r.profile &&
+    (s.endpointSpiffeId ?? '') === (r.endpointSpiffeId ?? '')
+  );
+}
+
+/** `spiffe_refresh_hint` of a stored bundle document; 0 when absent or unreadable. */
+function refreshHintOf(json: string): bigint {
+  try {
+    const hint = (JSON.parse(json) as { spiffe_refresh_hint?: unknown }).spiffe_refresh_hint;
+    return typeof hint === 'number' && Number.isSafeInteger(hint) && hint > 0 ? BigInt(hint) : 0n;
+  } catch {
+    return 0n;
+  }
+}
+
+function bundleSummary(b: StoredBundle): FederatedBundleSummary {
+  return create(FederatedBundleSummarySchema, {
+    sequence: b.sequence,
+    refreshHintSeconds: refreshHintOf(b.bundle),
+    storedAt: BigInt(Math.floor(b.updatedAt)),
+  });
+}
+
+function statusToProto(s: FederationRelationshipStatus | undefined, stored: StoredBundle | undefined): StatusProto {
+  const current = stored === undefined ? {} : { currentBundle: bundleSummary(stored) };
+  // Not run yet: created a moment ago, and the federation component has not picked it up.
+  if (s === undefined) return create(FederationRelationshipStatusSchema, { state: 'not-yet-fetched', ...current });
+  return create(FederationRelationshipStatusSchema, {
+    state: s.state,
+    lastAttemptAt: seconds(s.lastAttemptAt),
+    lastSuccessAt: seconds(s.lastSuccessAt),
+    lastChangeAt: seconds(s.lastChangeAt),
+    failingSince: seconds(s.failingSince),
+    consecutiveFailures: s.consecutiveFailures,
+    ...(s.lastError === undefined
+      ? {}
+      : {
+          lastError: {
+            at: seconds(s.lastError.at),
+            code: s.lastError.code ?? '',
+            reason: s.lastError.reason,
+            message: s.lastError.message,
+          },
+        }),
+    nextRefreshAt: seconds(s.nextRefreshAt),
+    refreshIntervalSeconds: s.refreshIntervalSeconds,
+    ...current,
+  });
+}
+
+function toProto(
+  r: Described,
+  stored: StoredBundle | undefined,
+  status: { readonly known: boolean; readonly of?: FederationRelationshipStatus },
+): FederationRelationship {
   return create(FederationRelationshipSchema, {
     trustDomain: r.trustDomain,
     bundleEndpointUrl: r.bundleEndpointUrl,
@@ -66,17 +147,81 @@ function toProto(r: StoredRelationship, bundle: Bundle | undefined): FederationR
       r.profile === 'https_spiffe'
         ? { case: 'httpsSpiffe', value: { endpointSpiffeId: r.endpointSpiffeId ?? '' } }
         : { case: 'httpsWeb', value: {} },
-    ...(bundle !== undefined ? { trustDomainBundle: bundle } : {}),
+    ...(stored !== undefined ? { trustDomainBundle: storedBundleToProto(stored) } : {}),
+    source: r.source,
+    ...(status.known ? { status: statusToProto(status.of, stored) } : {}),
   });
+}
+
+function fromStore(r: StoredRelationship): Described {
+  return {
+    trustDomain: r.trustDomain,
+    bundleEndpointUrl: r.bundleEndpointUrl,
+    profile: r.profile,
+    ...(r.endpointSpiffeId === undefined ? {} : { endpointSpiffeId: r.endpointSpiffeId }),
+    source: 'datastore',
+  };
+}
+
+function fromConfig(s: FederationRelationshipStatus): Described {
+  return {
+    trustDomain: s.trustDomain,
+    bundleEndpointUrl: s.bundleEndpointUrl,
+    profile: s.profile,
+    ...(s.endpointSpiffeId === undefined ? {} : { endpointSpiffeId: s.endpointSpiffeId }),
+    source: 'config',
+  };
+}
+
+/** The refusal of a change to a relationship that the config file defines. */
+function definedInConfig(td: string, what: string): ConnectError {
+  return new ConnectError(
+    `cannot ${what} the federation relationship with trust domain "${td}": it is defined in the server's ` +
+      `config file (federation.federates_with["${td}"]); change it there and restart the server`,
+    Code.FailedPrecondition,
+  );
 }
 
 export function trustDomainService(c: AdminContext): Partial<ServiceImpl<typeof TrustDomainService>> {
   const store = c.datastore.federation;
   const bundles = c.datastore.bundles;
 
-  async function withBundle(r: StoredRelationship): Promise<FederationRelationship> {
+  /** What the federation component runs, by trust domain; undefined when the server does not say. */
+  function running(): Map<string, FederationRelationshipStatus> | undefined {
+    if (c.federationStatus === undefined) return undefined;
+    return new Map(c.federationStatus().map((s) => [s.trustDomain, s]));
+  }
+
+  /** The config file's relationship with `td`, if it defines one. */
+  function configured(td: string): FederationRelationshipStatus | undefined {
+    const s = c.federationStatus?.().find((x) => x.trustDomain === td);
+    return s?.source === 'config' ? s : undefined;
+  }
+
+  async function describe(
+    r: Described,
+    statuses: Map<string, FederationRelationshipStatus> | undefined,
+  ): Promise<FederationRelationship> {
     const stored = await bundles.get(r.trustDomain);
-    return toProto(r, stored === undefined ? undefined : storedBundleToProto(stored));
+    const s = statuses?.get(r.trustDomain);
+    return toProto(r, stored, {
+      known: statuses !== undefined,
+      ...(s !== undefined && sameRelationship(r, s) ? { of: s } : {}),
+    });
+  }
+
+  function withBundle(r: StoredRelationship): Promise<FederationRelationship> {
+    return describe(fromStore(r), running());
+  }
+
+  /** Every relationship by trust domain: the config file's, then the datastore's it does not override. */
+  async function all(statuses: Map<string, FederationRelationshipStatus> | undefined): Promise<Described[]> {
+    const byName = new Map<string, Described>();
+    for (const s of statuses?.values() ?? []) if (s.source === 'config') byName.set(s.trustDomain, fromConfig(s));
+    for (const r of await store.list()) if (!byName.has(r.trustDomain)) byName.set(r.trustDomain, fromStore(r));
+    return [...byName.values()].sort((a, b) =>
+      a.trustDomain < b.trustDomain ? -1 : a.trustDomain > b.trustDomain ? 1 : 0,
+    );
   }
 
   /** Checks and stores a bundle given with a relationship; undefined when none was given. */
@@ -106,6 +251,14 @@ export function trustDomainService(c: AdminContext): Partial<ServiceImpl<typeof 
       const url = checkUrl(r.bundleEndpointUrl);
       const profile = checkProfile(r);
       const bundle = givenBundle(td, r.trustDomainBundle);
+      if (configured(td.name) !== undefined) {
+        throw new ConnectError(
+          `a federation relationship with trust domain "${td.name}" is already defined in the server's config ` +
+            `file (federation.federates_with["${td.name}"]); change it there, or remove it there before creating ` +
+            'one through the API',
+          Code.AlreadyExists,
+        );
+      }
       const created = await store.create({ trustDomain: td.name, bundleEndpointUrl: url, ...profile });
       await storeBundle(td, bundle);
       c.changed('federation');
@@ -119,26 +272,31 @@ export function trustDomainService(c: AdminContext): Partial<ServiceImpl<typeof 
 
     async listFederationRelationships(req) {
       const pageSize = requirePageSize('pageSize', req.pageSize);
-      const all = (await store.list()).filter((r) => r.trustDomain > req.pageToken);
-      const more = pageSize > 0 && all.length > pageSize;
-      const items = more ? all.slice(0, pageSize) : all;
+      const statuses = running();
+      const after = (await all(statuses)).filter((r) => r.trustDomain > req.pageToken);
+      const more = pageSize > 0 && after.length > pageSize;
+      const items = more ? after.slice(0, pageSize) : after;
       return {
-        relationships: await Promise.all(items.map(withBundle)),
+        relationships: await Promise.all(items.map((r) => describe(r, statuses))),
         nextPageToken: more ? items[items.length - 1]!.trustDomain : '',
       };
     },
 
     async getFederationRelationship(req) {
       const td = requireForeignTrustDomain('trustDomain', req.trustDomain, c.trustDomain);
+      const statuses = running();
+      const fromFile = statuses?.get(td.name);
+      if (fromFile?.source === 'config') return { relationship: await describe(fromConfig(fromFile), statuses) };
       const found = await store.get(td.name);
       if (found === undefined) throw notFound(`no federation relationship with trust domain "${td.name}"`);
-      return { relationship: await withBundle(found) };
+      return { relationship: await describe(fromStore(found), statuses) };
     },
 
     async updateFederationRelationship(req, ctx) {
       const r = req.relationship;
       if (r === undefined) throw invalidField('relationship', 'required');
       const td = requireForeignTrustDomain('relationship.trustDomain', r.trustDomain, c.trustDomain);
+      if (configured(td.name) !== undefined) throw definedInConfig(td.name, 'update');
       const mask = req.mask ?? { bundleEndpointUrl: true, bundleEndpointProfile: true, trustDomainBundle: true };
       const patch: { -readonly [K in keyof FederationRelationshipUpdate]: FederationRelationshipUpdate[K] } = {};
       if (mask.bundleEndpointUrl) patch.bundleEndpointUrl = checkUrl(r.bundleEndpointUrl);
@@ -162,6 +320,9 @@ export function trustDomainService(c: AdminContext): Partial<ServiceImpl<typeof 
 
     async deleteFederationRelationship(req, ctx) {
       const td = requireForeignTrustDomain('trustDomain', req.trustDomain, c.trustDomain);
+      // Even when the datastore holds one too (which the config overrides): deleting it would
+      // delete the bundle the config's relationship keeps current.
+      if (configured(td.name) !== undefined) throw definedInConfig(td.name, 'delete');
       if ((await store.get(td.name)) === undefined) {
         throw notFound(`no federation relationship with trust domain "${td.name}"`);
       }

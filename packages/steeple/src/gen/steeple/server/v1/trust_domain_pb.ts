@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file steeple/server/v1/trust_domain.proto.
  */
 export const file_steeple_server_v1_trust_domain: GenFile = /*@__PURE__*/
-  fileDesc("CiRzdGVlcGxlL3NlcnZlci92MS90cnVzdF9kb21haW4ucHJvdG8SEXN0ZWVwbGUuc2VydmVyLnYxIhEKD0h0dHBzV2ViUHJvZmlsZSIwChJIdHRwc1NwaWZmZVByb2ZpbGUSGgoSZW5kcG9pbnRfc3BpZmZlX2lkGAEgASgJIpUCChZGZWRlcmF0aW9uUmVsYXRpb25zaGlwEhQKDHRydXN0X2RvbWFpbhgBIAEoCRIbChNidW5kbGVfZW5kcG9pbnRfdXJsGAIgASgJEjcKCWh0dHBzX3dlYhgDIAEoCzIiLnN0ZWVwbGUuc2VydmVyLnYxLkh0dHBzV2ViUHJvZmlsZUgAEj0KDGh0dHBzX3NwaWZmZRgEIAEoCzIlLnN0ZWVwbGUuc2VydmVyLnYxLkh0dHBzU3BpZmZlUHJvZmlsZUgAEjUKE3RydXN0X2RvbWFpbl9idW5kbGUYBSABKAsyGC5zdGVlcGxlLnR5cGVzLnYxLkJ1bmRsZUIZChdidW5kbGVfZW5kcG9pbnRfcHJvZmlsZSJ3ChpGZWRlcmF0aW9uUmVsYXRpb25zaGlwTWFzaxIbChNidW5kbGVfZW5kcG9pbnRfdXJsGAEgASgIEh8KF2J1bmRsZV9lbmRwb2ludF9wcm9maWxlGAIgASgIEhsKE3RydXN0X2RvbWFpbl9idW5kbGUYAyABKAgiZgojQ3JlYXRlRmVkZXJhdGlvblJlbGF0aW9uc2hpcFJlcXVlc3QSPwoMcmVsYXRpb25zaGlwGAEgASgLMikuc3RlZXBsZS5zZXJ2ZXIudjEuRmVkZXJhdGlvblJlbGF0aW9uc2hpcCJnCiRDcmVhdGVGZWRlcmF0aW9uUmVsYXRpb25zaGlwUmVzcG9uc2USPwoMcmVsYXRpb25zaGlwGAEgASgLMikuc3RlZXBsZS5zZXJ2ZXIudjEuRmVkZXJhdGlvblJlbGF0aW9uc2hpcCJLCiJMaXN0RmVkZXJhdGlvblJlbGF0aW9uc2hpcHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIoABCiNMaXN0RmVkZXJhdGlvblJlbGF0aW9uc2hpcHNSZXNwb25zZRJACg1yZWxhdGlvbnNoaXBzGAEgAygLMikuc3RlZXBsZS5zZXJ2ZXIudjEuRmVkZXJhdGlvblJlbGF0aW9uc2hpcBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiOAogR2V0RmVkZXJhdGlvblJlbGF0aW9uc2hpcFJlcXVlc3QSFAoMdHJ1c3RfZG9tYWluGAEgASgJImQKIUdldEZlZGVyYXRpb25SZWxhdGlvbnNoaXBSZXNwb25zZRI/CgxyZWxhdGlvbnNoaXAYASABKAsyKS5zdGVlcGxlLnNlcnZlci52MS5GZWRlcmF0aW9uUmVsYXRpb25zaGlwIqMBCiNVcGRhdGVGZWRlcmF0aW9uUmVsYXRpb25zaGlwUmVxdWVzdBI/CgxyZWxhdGlvbnNoaXAYASABKAsyKS5zdGVlcGxlLnNlcnZlci52MS5GZWRlcmF0aW9uUmVsYXRpb25zaGlwEjsKBG1hc2sYAiABKAsyLS5zdGVlcGxlLnNlcnZlci52MS5GZWRlcmF0aW9uUmVsYXRpb25zaGlwTWFzayJnCiRVcGRhdGVGZWRlcmF0aW9uUmVsYXRpb25zaGlwUmVzcG9uc2USPwoMcmVsYXRpb25zaGlwGAEgASgLMikuc3RlZXBsZS5zZXJ2ZXIudjEuRmVkZXJhdGlvblJlbGF0aW9uc2hpcCI7CiNEZWxldGVGZWRlcmF0aW9uUmVsYXRpb25zaGlwUmVxdWVzdBIUCgx0cnVzdF9kb21haW4YASABKAkiJgokRGVsZXRlRmVkZXJhdGlvblJlbGF0aW9uc2hpcFJlc3BvbnNlIiwKFFJlZnJlc2hCdW5kbGVSZXF1ZXN0EhQKDHRydXN0X2RvbWFpbhgBIAEoCSJBChVSZWZyZXNoQnVuZGxlUmVzcG9uc2USKAoGYnVuZGxlGAEgASgLMhguc3RlZXBsZS50eXBlcy52MS5CdW5kbGUyxgYKElRydXN0RG9tYWluU2VydmljZRKPAQocQ3JlYXRlRmVkZXJhdGlvblJlbGF0aW9uc2hpcBI2LnN0ZWVwbGUuc2VydmVyLnYxLkNyZWF0ZUZlZGVyYXRpb25SZWxhdGlvbnNoaXBSZXF1ZXN0Gjcuc3RlZXBsZS5zZXJ2ZXIudjEuQ3JlYXRlRmVkZXJhdGlvblJlbGF0aW9uc2hpcFJlc3BvbnNlEowBChtMaXN0RmVkZXJhdGlvblJlbGF0aW9uc2hpcHMSNS5zdGVlcGxlLnNlcnZlci52MS5MaXN0RmVkZXJhdGlvblJlbGF0aW9uc2hpcHNSZXF1ZXN0GjYuc3RlZXBsZS5zZXJ2ZXIudjEuTGlzdEZlZGVyYXRpb25SZWxhdGlvbnNoaXBzUmVzcG9uc2UShgEKGUdldEZlZGVyYXRpb25SZWxhdGlvbnNoaXASMy5zdGVlcGxlLnNlcnZlci52MS5HZXRGZWRlcmF0aW9uUmVsYXRpb25zaGlwUmVxdWVzdBo0LnN0ZWVwbGUuc2VydmVyLnYxLkdldEZlZGVyYXRpb25SZWxhdGlvbnNoaXBSZXNwb25zZRKPAQocVXBkYXRlRmVkZXJhdGlvblJlbGF0aW9uc2hpcBI2LnN0ZWVwbGUuc2VydmVyLnYxLlVwZGF0ZUZlZGVyYXRpb25SZWxhdGlvbnNoaXBSZXF1ZXN0Gjcuc3RlZXBsZS5zZXJ2ZXIudjEuVXBkYXRlRmVkZXJhdGlvblJlbGF0aW9uc2hpcFJlc3BvbnNlEo8BChxEZWxldGVGZWRlcmF0aW9uUmVsYXRpb25zaGlwEjYuc3RlZXBsZS5zZXJ2ZXIudjEuRGVsZXRlRmVkZXJhdGlvblJlbGF0aW9uc2hpcFJlcXVlc3QaNy5zdGVlcGxlLnNlcnZlci52MS5EZWxldGVGZWRlcmF0aW9uUmVsYXRpb25zaGlwUmVzcG9uc2USYgoNUmVmcmVzaEJ1bmRsZRInLnN0ZWVwbGUuc2VydmVyLnYxLlJlZnJlc2hCdW5kbGVSZXF1ZXN0Giguc3RlZXBsZS5zZXJ2ZXIudjEuUmVmcmVzaEJ1bmRsZVJlc3BvbnNlYgZwcm90bzM", [file_steeple_types_v1_bundle]);
+  fileDesc("CiRzdGVlcGxlL3NlcnZlci92MS90cnVzdF9kb21haW4ucHJvdG8SEXN0ZWVwbGUuc2VydmVyLnYxIhEKD0h0dHBzV2ViUHJvZmlsZSIwChJIdHRwc1NwaWZmZVByb2ZpbGUSGgoSZW5kcG9pbnRfc3BpZmZlX2lkGAEgASgJIuYCChZGZWRlcmF0aW9uUmVsYXRpb25zaGlwEhQKDHRydXN0X2RvbWFpbhgBIAEoCRIbChNidW5kbGVfZW5kcG9pbnRfdXJsGAIgASgJEjcKCWh0dHBzX3dlYhgDIAEoCzIiLnN0ZWVwbGUuc2VydmVyLnYxLkh0dHBzV2ViUHJvZmlsZUgAEj0KDGh0dHBzX3NwaWZmZRgEIAEoCzIlLnN0ZWVwbGUuc2VydmVyLnYxLkh0dHBzU3BpZmZlUHJvZmlsZUgAEjUKE3RydXN0X2RvbWFpbl9idW5kbGUYBSABKAsyGC5zdGVlcGxlLnR5cGVzLnYxLkJ1bmRsZRIOCgZzb3VyY2UYBiABKAkSPwoGc3RhdHVzGAcgASgLMi8uc3RlZXBsZS5zZXJ2ZXIudjEuRmVkZXJhdGlvblJlbGF0aW9uc2hpcFN0YXR1c0IZChdidW5kbGVfZW5kcG9pbnRfcHJvZmlsZSLnAgocRmVkZXJhdGlvblJlbGF0aW9uc2hpcFN0YXR1cxINCgVzdGF0ZRgBIAEoCRIXCg9sYXN0X2F0dGVtcHRfYXQYAiABKAMSFwoPbGFzdF9zdWNjZXNzX2F0GAMgASgDEhYKDmxhc3RfY2hhbmdlX2F0GAQgASgDEhUKDWZhaWxpbmdfc2luY2UYBSABKAMSHAoUY29uc2VjdXRpdmVfZmFpbHVyZXMYBiABKA0SOwoKbGFzdF9lcnJvchgHIAEoCzInLnN0ZWVwbGUuc2VydmVyLnYxLkZlZGVyYXRpb25GZXRjaEVycm9yEhcKD25leHRfcmVmcmVzaF9hdBgIIAEoAxIgChhyZWZyZXNoX2ludGVydmFsX3NlY29uZHMYCSABKA0SQQoOY3VycmVudF9idW5kbGUYCiABKAsyKS5zdGVlcGxlLnNlcnZlci52MS5GZWRlcmF0ZWRCdW5kbGVTdW1tYXJ5IlEKFEZlZGVyYXRpb25GZXRjaEVycm9yEgoKAmF0GAEgASgDEgwKBGNvZGUYAiABKAkSDgoGcmVhc29uGAMgASgJEg8KB21lc3NhZ2UYBCABKAkiWwoWRmVkZXJhdGVkQnVuZGxlU3VtbWFyeRIQCghzZXF1ZW5jZRgBIAEoBBIcChRyZWZyZXNoX2hpbnRfc2Vjb25kcxgCIAEoAxIRCglzdG9yZWRfYXQYAyABKAMidwoaRmVkZXJhdGlvblJlbGF0aW9uc2hpcE1hc2sSGwoTYnVuZGxlX2VuZHBvaW50X3VybBgBIAEoCBIfChdidW5kbGVfZW5kcG9pbnRfcHJvZmlsZRgCIAEoCBIbChN0cnVzdF9kb21haW5fYnVuZGxlGAMgASgIImYKI0NyZWF0ZUZlZGVyYXRpb25SZWxhdGlvbnNoaXBSZXF1ZXN0Ej8KDHJlbGF0aW9uc2hpcBgBIAEoCzIpLnN0ZWVwbGUuc2VydmVyLnYxLkZlZGVyYXRpb25SZWxhdGlvbnNoaXAiZwokQ3JlYXRlRmVkZXJhdGlvblJlbGF0aW9uc2hpcFJlc3BvbnNlEj8KDHJlbGF0aW9uc2hpcBgBIAEoCzIpLnN0ZWVwbGUuc2VydmVyLnYxLkZlZGVyYXRpb25SZWxhdGlvbnNoaXAiSwoiTGlzdEZlZGVyYXRpb25SZWxhdGlvbnNoaXBzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSKAAQojTGlzdEZlZGVyYXRpb25SZWxhdGlvbnNoaXBzUmVzcG9uc2USQAoNcmVsYXRpb25zaGlwcxgBIAMoCzIpLnN0ZWVwbGUuc2VydmVyLnYxLkZlZGVyYXRpb25SZWxhdGlvbnNoaXASFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjgKIEdldEZlZGVyYXRpb25SZWxhdGlvbnNoaXBSZXF1ZXN0EhQKDHRydXN0X2RvbWFpbhgBIAEoCSJkCiFHZXRGZWRlcmF0aW9uUmVsYXRpb25zaGlwUmVzcG9uc2USPwoMcmVsYXRpb25zaGlwGAEgASgLMikuc3RlZXBsZS5zZXJ2ZXIudjEuRmVkZXJhdGlvblJlbGF0aW9uc2hpcCKjAQojVXBkYXRlRmVkZXJhdGlvblJlbGF0aW9uc2hpcFJlcXVlc3QSPwoMcmVsYXRpb25zaGlwGAEgASgLMikuc3RlZXBsZS5zZXJ2ZXIudjEuRmVkZXJhdGlvblJlbGF0aW9uc2hpcBI7CgRtYXNrGAIgASgLMi0uc3RlZXBsZS5zZXJ2ZXIudjEuRmVkZXJhdGlvblJlbGF0aW9uc2hpcE1hc2siZwokVXBkYXRlRmVkZXJhdGlvblJlbGF0aW9uc2hpcFJlc3BvbnNlEj8KDHJlbGF0aW9uc2hpcBgBIAEoCzIpLnN0ZWVwbGUuc2VydmVyLnYxLkZlZGVyYXRpb25SZWxhdGlvbnNoaXAiOwojRGVsZXRlRmVkZXJhdGlvblJlbGF0aW9uc2hpcFJlcXVlc3QSFAoMdHJ1c3RfZG9tYWluGAEgASgJIiYKJERlbGV0ZUZlZGVyYXRpb25SZWxhdGlvbnNoaXBSZXNwb25zZSIsChRSZWZyZXNoQnVuZGxlUmVxdWVzdBIUCgx0cnVzdF9kb21haW4YASABKAkiQQoVUmVmcmVzaEJ1bmRsZVJlc3BvbnNlEigKBmJ1bmRsZRgBIAEoCzIYLnN0ZWVwbGUudHlwZXMudjEuQnVuZGxlMsYGChJUcnVzdERvbWFpblNlcnZpY2USjwEKHENyZWF0ZUZlZGVyYXRpb25SZWxhdGlvbnNoaXASNi5zdGVlcGxlLnNlcnZlci52MS5DcmVhdGVGZWRlcmF0aW9uUmVsYXRpb25zaGlwUmVxdWVzdBo3LnN0ZWVwbGUuc2VydmVyLnYxLkNyZWF0ZUZlZGVyYXRpb25SZWxhdGlvbnNoaXBSZXNwb25zZRKMAQobTGlzdEZlZGVyYXRpb25SZWxhdGlvbnNoaXBzEjUuc3RlZXBsZS5zZXJ2ZXIudjEuTGlzdEZlZGVyYXRpb25SZWxhdGlvbnNoaXBzUmVxdWVzdBo2LnN0ZWVwbGUuc2VydmVyLnYxLkxpc3RGZWRlcmF0aW9uUmVsYXRpb25zaGlwc1Jlc3BvbnNlEoYBChlHZXRGZWRlcmF0aW9uUmVsYXRpb25zaGlwEjMuc3RlZXBsZS5zZXJ2ZXIudjEuR2V0RmVkZXJhdGlvblJlbGF0aW9uc2hpcFJlcXVlc3QaNC5zdGVlcGxlLnNlcnZlci52MS5HZXRGZWRlcmF0aW9uUmVsYXRpb25zaGlwUmVzcG9uc2USjwEKHFVwZGF0ZUZlZGVyYXRpb25SZWxhdGlvbnNoaXASNi5zdGVlcGxlLnNlcnZlci52MS5VcGRhdGVGZWRlcmF0aW9uUmVsYXRpb25zaGlwUmVxdWVzdBo3LnN0ZWVwbGUuc2VydmVyLnYxLlVwZGF0ZUZlZGVyYXRpb25SZWxhdGlvbnNoaXBSZXNwb25zZRKPAQocRGVsZXRlRmVkZXJhdGlvblJlbGF0aW9uc2hpcBI2LnN0ZWVwbGUuc2VydmVyLnYxLkRlbGV0ZUZlZGVyYXRpb25SZWxhdGlvbnNoaXBSZXF1ZXN0Gjcuc3RlZXBsZS5zZXJ2ZXIudjEuRGVsZXRlRmVkZXJhdGlvblJlbGF0aW9uc2hpcFJlc3BvbnNlEmIKDVJlZnJlc2hCdW5kbGUSJy5zdGVlcGxlLnNlcnZlci52MS5SZWZyZXNoQnVuZGxlUmVxdWVzdBooLnN0ZWVwbGUuc2VydmVyLnYxLlJlZnJlc2hCdW5kbGVSZXNwb25zZWIGcHJvdG8z", [file_steeple_types_v1_bundle]);
 
 /**
  * The https_web profile: the endpoint's certificate is checked against the
@@ -104,6 +104,25 @@ export type FederationRelationship = Message<"steeple.server.v1.FederationRelati
    * @generated from field: steeple.types.v1.Bundle trust_domain_bundle = 5;
    */
   trustDomainBundle?: Bundle | undefined;
+
+  /**
+   * Read only (ignored on create and update): where the relationship is
+   * defined. "config": the server's config file (`federation.federates_with`),
+   * changed only there, never through this API; "datastore": created through
+   * this API. Empty from a server that does not say.
+   *
+   * @generated from field: string source = 6;
+   */
+  source: string;
+
+  /**
+   * Read only (ignored on create and update): how keeping the trust domain's
+   * bundle current is going. Absent from a server that does not fetch
+   * federated bundles.
+   *
+   * @generated from field: steeple.server.v1.FederationRelationshipStatus status = 7;
+   */
+  status?: FederationRelationshipStatus | undefined;
 };
 
 /**
@@ -112,6 +131,179 @@ export type FederationRelationship = Message<"steeple.server.v1.FederationRelati
  */
 export const FederationRelationshipSchema: GenMessage<FederationRelationship> = /*@__PURE__*/
   messageDesc(file_steeple_server_v1_trust_domain, 2);
+
+/**
+ * The state of one relationship as the server's federation component sees
+ * it. Times are Unix seconds; 0 means never (since the server started, or
+ * since the relationship last changed: the record is kept in memory).
+ *
+ * @generated from message steeple.server.v1.FederationRelationshipStatus
+ */
+export type FederationRelationshipStatus = Message<"steeple.server.v1.FederationRelationshipStatus"> & {
+  /**
+   * "not-yet-fetched": no fetch has finished yet (the first one is under way
+   * or scheduled at `next_refresh_at`); "ok": the last fetch succeeded;
+   * "failing": the last fetch failed, and the last good bundle, if any,
+   * stays in force (see `current_bundle`).
+   *
+   * @generated from field: string state = 1;
+   */
+  state: string;
+
+  /**
+   * When the last fetch, successful or not, started.
+   *
+   * @generated from field: int64 last_attempt_at = 2;
+   */
+  lastAttemptAt: bigint;
+
+  /**
+   * When a fetch last succeeded (the bundle was accepted, changed or not).
+   *
+   * @generated from field: int64 last_success_at = 3;
+   */
+  lastSuccessAt: bigint;
+
+  /**
+   * When a fetch last brought authorities that differ from the stored ones
+   * (a new CA of the trust domain, for instance).
+   *
+   * @generated from field: int64 last_change_at = 4;
+   */
+  lastChangeAt: bigint;
+
+  /**
+   * While failing: when the current run of failed fetches began.
+   *
+   * @generated from field: int64 failing_since = 5;
+   */
+  failingSince: bigint;
+
+  /**
+   * Failed fetches since the last successful one.
+   *
+   * @generated from field: uint32 consecutive_failures = 6;
+   */
+  consecutiveFailures: number;
+
+  /**
+   * The most recent failed fetch; kept after a later success, for the record.
+   *
+   * @generated from field: steeple.server.v1.FederationFetchError last_error = 7;
+   */
+  lastError?: FederationFetchError | undefined;
+
+  /**
+   * When the next fetch is scheduled; 0 when none is.
+   *
+   * @generated from field: int64 next_refresh_at = 8;
+   */
+  nextRefreshAt: bigint;
+
+  /**
+   * Seconds between fetches in use: the bundle's refresh hint, bounded.
+   *
+   * @generated from field: uint32 refresh_interval_seconds = 9;
+   */
+  refreshIntervalSeconds: number;
+
+  /**
+   * The trust domain's bundle in force (the stored one, which agents deliver
+   * to workloads). Absent while no bundle of the trust domain is held: its
+   * SVIDs cannot be verified yet.
+   *
+   * @generated from field: steeple.server.v1.FederatedBundleSummary current_bundle = 10;
+   */
+  currentBundle?: FederatedBundleSummary | undefined;
+};
+
+/**
+ * Describes the message steeple.server.v1.FederationRelationshipStatus.
+ * Use `create(FederationRelationshipStatusSchema)` to create a new message.
+ */
+export const FederationRelationshipStatusSchema: GenMessage<FederationRelationshipStatus> = /*@__PURE__*/
+  messageDesc(file_steeple_server_v1_trust_domain, 3);
+
+/**
+ * Why a fetch of a federated bundle failed.
+ *
+ * @generated from message steeple.server.v1.FederationFetchError
+ */
+export type FederationFetchError = Message<"steeple.server.v1.FederationFetchError"> & {
+  /**
+   * When the fetch failed (Unix seconds).
+   *
+   * @generated from field: int64 at = 1;
+   */
+  at: bigint;
+
+  /**
+   * The error's stable code, e.g. "ERR_FEDERATION_ENDPOINT_UNREACHABLE"
+   * (docs/errors.md); empty for an unexpected error.
+   *
+   * @generated from field: string code = 2;
+   */
+  code: string;
+
+  /**
+   * The reason, e.g. "connection-failed", "endpoint-svid-invalid",
+   * "sequence-rollback" (docs/federation.md lists them); "internal" for an
+   * unexpected error.
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+
+  /**
+   * What happened, naming the trust domain and the URL.
+   *
+   * @generated from field: string message = 4;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message steeple.server.v1.FederationFetchError.
+ * Use `create(FederationFetchErrorSchema)` to create a new message.
+ */
+export const FederationFetchErrorSchema: GenMessage<FederationFetchError> = /*@__PURE__*/
+  messageDesc(file_steeple_server_v1_trust_domain, 4);
+
+/**
+ * The bundle of a federated trust domain that is in force.
+ *
+ * @generated from message steeple.server.v1.FederatedBundleSummary
+ */
+export type FederatedBundleSummary = Message<"steeple.server.v1.FederatedBundleSummary"> & {
+  /**
+   * Its `spiffe_sequence`.
+   *
+   * @generated from field: uint64 sequence = 1;
+   */
+  sequence: bigint;
+
+  /**
+   * Its `spiffe_refresh_hint` in seconds; 0 when it has none.
+   *
+   * @generated from field: int64 refresh_hint_seconds = 2;
+   */
+  refreshHintSeconds: bigint;
+
+  /**
+   * When it was stored (by a fetch, from the configured initial bundle, or
+   * by `steeple server bundle set`), Unix seconds.
+   *
+   * @generated from field: int64 stored_at = 3;
+   */
+  storedAt: bigint;
+};
+
+/**
+ * Describes the message steeple.server.v1.FederatedBundleSummary.
+ * Use `create(FederatedBundleSummarySchema)` to create a new message.
+ */
+export const FederatedBundleSummarySchema: GenMessage<FederatedBundleSummary> = /*@__PURE__*/
+  messageDesc(file_steeple_server_v1_trust_domain, 5);
 
 /**
  * Which fields of a relationship an update replaces.
@@ -140,7 +332,7 @@ export type FederationRelationshipMask = Message<"steeple.server.v1.FederationRe
  * Use `create(FederationRelationshipMaskSchema)` to create a new message.
  */
 export const FederationRelationshipMaskSchema: GenMessage<FederationRelationshipMask> = /*@__PURE__*/
-  messageDesc(file_steeple_server_v1_trust_domain, 3);
+  messageDesc(file_steeple_server_v1_trust_domain, 6);
 
 /**
  * @generated from message steeple.server.v1.CreateFederationRelationshipRequest
@@ -157,7 +349,7 @@ export type CreateFederationRelationshipRequest = Message<"steeple.server.v1.Cre
  * Use `create(CreateFederationRelationshipRequestSchema)` to create a new message.
  */
 export const CreateFederationRelationshipRequestSchema: GenMessage<CreateFederationRelationshipRequest> = /*@__PURE__*/
-  messageDesc(file_steeple_server_v1_trust_domain, 4);
+  messageDesc(file_steeple_server_v1_trust_domain, 7);
 
 /**
  * @generated from message steeple.server.v1.CreateFederationRelationshipResponse
@@ -174,7 +366,7 @@ export type CreateFederationRelationshipResponse = Message<"steeple.server.v1.Cr
  * Use `create(CreateFederationRelationshipResponseSchema)` to create a new message.
  */
 export const CreateFederationRelationshipResponseSchema: GenMessage<CreateFederationRelationshipResponse> = /*@__PURE__*/
-  messageDesc(file_steeple_server_v1_trust_domain, 5);
+  messageDesc(file_steeple_server_v1_trust_domain, 8);
 
 /**
  * @generated from message steeple.server.v1.ListFederationRelationshipsRequest
@@ -200,7 +392,7 @@ export type ListFederationRelationshipsRequest = Message<"steeple.server.v1.List
  * Use `create(ListFederationRelationshipsRequestSchema)` to create a new message.
  */
 export const ListFederationRelationshipsRequestSchema: GenMessage<ListFederationRelationshipsRequest> = /*@__PURE__*/
-  messageDesc(file_steeple_server_v1_trust_domain, 6);
+  messageDesc(file_steeple_server_v1_trust_domain, 9);
 
 /**
  * @generated from message steeple.server.v1.ListFederationRelationshipsResponse
@@ -224,7 +416,7 @@ export type ListFederationRelationshipsResponse = Message<"steeple.server.v1.Lis
  * Use `create(ListFederationRelationshipsResponseSchema)` to create a new message.
  */
 export const ListFederationRelationshipsResponseSchema: GenMessage<ListFederationRelationshipsResponse> = /*@__PURE__*/
-  messageDesc(file_steeple_server_v1_trust_domain, 7);
+  messageDesc(file_steeple_server_v1_trust_domain, 10);
 
 /**
  * @generated from message steeple.server.v1.GetFederationRelationshipRequest
@@ -243,7 +435,7 @@ export type GetFederationRelationshipRequest = Message<"steeple.server.v1.GetFed
  * Use `create(GetFederationRelationshipRequestSchema)` to create a new message.
  */
 export const GetFederationRelationshipRequestSchema: GenMessage<GetFederationRelationshipRequest> = /*@__PURE__*/
-  messageDesc(file_steeple_server_v1_trust_domain, 8);
+  messageDesc(file_steeple_server_v1_trust_domain, 11);
 
 /**
  * @generated from message steeple.server.v1.GetFederationRelationshipResponse
@@ -260,7 +452,7 @@ export type GetFederationRelationshipResponse = Message<"steeple.server.v1.GetFe
  * Use `create(GetFederationRelationshipResponseSchema)` to create a new message.
  */
 export const GetFederationRelationshipResponseSchema: GenMessage<GetFederationRelationshipResponse> = /*@__PURE__*/
-  messageDesc(file_steeple_server_v1_trust_domain, 9);
+  messageDesc(file_steeple_server_v1_trust_domain, 12);
 
 /**
  * @generated from message steeple.server.v1.UpdateFederationRelationshipRequest
@@ -286,7 +478,7 @@ export type UpdateFederationRelationshipRequest = Message<"steeple.server.v1.Upd
  * Use `create(UpdateFederationRelationshipRequestSchema)` to create a new message.
  */
 export const UpdateFederationRelationshipRequestSchema: GenMessage<UpdateFederationRelationshipRequest> = /*@__PURE__*/
-  messageDesc(file_steeple_server_v1_trust_domain, 10);
+  messageDesc(file_steeple_server_v1_trust_domain, 13);
 
 /**
  * @generated from message steeple.server.v1.UpdateFederationRelationshipResponse
@@ -303,7 +495,7 @@ export type UpdateFederationRelationshipResponse = Message<"steeple.server.v1.Up
  * Use `create(UpdateFederationRelationshipResponseSchema)` to create a new message.
  */
 export const UpdateFederationRelationshipResponseSchema: GenMessage<UpdateFederationRelationshipResponse> = /*@__PURE__*/
-  messageDesc(file_steeple_server_v1_trust_domain, 11);
+  messageDesc(file_steeple_server_v1_trust_domain, 14);
 
 /**
  * @generated from message steeple.server.v1.DeleteFederationRelationshipRequest
@@ -322,7 +514,7 @@ export type DeleteFederationRelationshipRequest = Message<"steeple.server.v1.Del
  * Use `create(DeleteFederationRelationshipRequestSchema)` to create a new message.
  */
 export const DeleteFederationRelationshipRequestSchema: GenMessage<DeleteFederationRelationshipRequest> = /*@__PURE__*/
-  messageDesc(file_steeple_server_v1_trust_domain, 12);
+  messageDesc(file_steeple_server_v1_trust_domain, 15);
 
 /**
  * @generated from message steeple.server.v1.DeleteFederationRelationshipResponse
@@ -335,7 +527,7 @@ export type DeleteFederationRelationshipResponse = Message<"steeple.server.v1.De
  * Use `create(DeleteFederationRelationshipResponseSchema)` to create a new message.
  */
 export const DeleteFederationRelationshipResponseSchema: GenMessage<DeleteFederationRelationshipResponse> = /*@__PURE__*/
-  messageDesc(file_steeple_server_v1_trust_domain, 13);
+  messageDesc(file_steeple_server_v1_trust_domain, 16);
 
 /**
  * @generated from message steeple.server.v1.RefreshBundleRequest
@@ -354,7 +546,7 @@ export type RefreshBundleRequest = Message<"steeple.server.v1.RefreshBundleReque
  * Use `create(RefreshBundleRequestSchema)` to create a new message.
  */
 export const RefreshBundleRequestSchema: GenMessage<RefreshBundleRequest> = /*@__PURE__*/
-  messageDesc(file_steeple_server_v1_trust_domain, 14);
+  messageDesc(file_steeple_server_v1_trust_domain, 17);
 
 /**
  * @generated from message steeple.server.v1.RefreshBundleResponse
@@ -373,7 +565,7 @@ export type RefreshBundleResponse = Message<"steeple.server.v1.RefreshBundleResp
  * Use `create(RefreshBundleResponseSchema)` to create a new message.
  */
 export const RefreshBundleResponseSchema: GenMessage<RefreshBundleResponse> = /*@__PURE__*/
-  messageDesc(file_steeple_server_v1_trust_domain, 15);
+  messageDesc(file_steeple_server_v1_trust_domain, 18);
 
 /**
  * @generated from service steeple.server.v1.TrustDomainService
