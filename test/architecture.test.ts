@@ -44,6 +44,8 @@ const sdkLayers: Record<string, string[]> = {
   grpc: ['spiffeid', 'bundle', 'svid', 'workload-api', 'tls'],
   undici: ['spiffeid', 'bundle', 'svid', 'workload-api', 'tls'],
   issuance: ['spiffeid', 'bundle', 'svid'],
+  policy: ['spiffeid'],
+  http: ['spiffeid', 'bundle', 'svid', 'tls', 'policy'],
   testing: ['spiffeid', 'bundle', 'svid', 'workload-api', 'tls', 'gen'],
   gen: [],
 };

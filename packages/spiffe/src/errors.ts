@@ -22,6 +22,7 @@ export type SpiffeErrorCode =
   | 'ERR_JWTSVID_EXPIRED'
   | 'ERR_JWTSVID_AUDIENCE'
   | 'ERR_AUTHORIZATION_DENIED'
+  | 'ERR_POLICY_INVALID'
   | WorkloadApiErrorCode;
 
 /** Base class of every error raised for bad input. */
@@ -97,6 +98,31 @@ export class JwtSvidError extends SpiffeError {
 /** An authorizer refused a verified peer. */
 export class AuthorizationError extends SpiffeError {
   readonly code = 'ERR_AUTHORIZATION_DENIED' as const;
+}
+
+/** One problem in an authorization policy document: where it is and what is wrong. */
+export interface PolicyIssue {
+  /** Key path such as `policies[0].rules[1].from[0].source.principals[2]`; empty for the document itself. */
+  readonly path: string;
+  /** What is wrong, naming the offending value and the rule it breaks. */
+  readonly message: string;
+}
+
+/**
+ * An authorization policy document breaks the policy schema (`ERR_POLICY_INVALID`).
+ * {@link PolicyError.issues} lists every problem with its key path; the message holds
+ * them one per line as `path: message`.
+ */
+export class PolicyError extends SpiffeError {
+  readonly code = 'ERR_POLICY_INVALID' as const;
+  constructor(
+    readonly issues: readonly PolicyIssue[],
+    options?: ErrorOptions,
+  ) {
+    const n = issues.length;
+    const lines = issues.map((i) => `  ${i.path === '' ? '' : `${i.path}: `}${i.message}`);
+    super(`invalid authorization policy (${n} ${n === 1 ? 'problem' : 'problems'}):\n${lines.join('\n')}`, options);
+  }
 }
 
 /** Codes of {@link WorkloadApiError}. */

@@ -16,6 +16,8 @@ export {
   AuthorizationError,
   BundleError,
   JwtSvidError,
+  PolicyError,
+  type PolicyIssue,
   SpiffeError,
   type SpiffeErrorCode,
   SpiffeIdError,

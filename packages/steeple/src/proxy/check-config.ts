@@ -3,11 +3,12 @@
  * identity files without opening a socket, and lists every problem found.
  * @module
  */
+
+import type { PolicyFile } from '@steeple/spiffe/policy';
 import type { LoadYamlConfigOptions } from '../common/config/load-yaml.js';
 import { ConfigError } from '../common/errors.js';
 import { loadProxyConfig, type ProxyConfig } from './config.js';
 import { readIdentityFiles } from './identity/file-identity.js';
-import type { PolicyFile } from './policy/policy-schema.js';
 import { loadPolicyFile } from './policy/policy-store.js';
 
 export interface ProxyCheckResult {

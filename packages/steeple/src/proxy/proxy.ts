@@ -5,6 +5,7 @@
  */
 
 import { X509Source } from '@steeple/spiffe';
+import { PolicyEvaluator } from '@steeple/spiffe/policy';
 import { type HealthServer, startHealthServer } from '../common/health-server.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { createMetrics, type Metrics } from '../common/metrics.js';
@@ -14,7 +15,6 @@ import { FileIdentity } from './identity/file-identity.js';
 import { InboundListener } from './inbound/inbound-listener.js';
 import type { IdentitySource, ListenerContext } from './listener-context.js';
 import { OutboundListener } from './outbound/outbound-listener.js';
-import { PolicyEvaluator } from './policy/policy-evaluator.js';
 import { PolicyStore } from './policy/policy-store.js';
 import { ProxyMetrics } from './proxy-metrics.js';
 

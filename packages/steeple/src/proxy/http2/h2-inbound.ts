@@ -8,10 +8,10 @@
 import http from 'node:http';
 import http2 from 'node:http2';
 import type { Socket } from 'node:net';
+import type { Decision } from '@steeple/spiffe/policy';
 import type { Logger } from '../../common/logger.js';
 import type { InboundConfig } from '../config.js';
 import { normalizeTarget } from '../http1/normalize-path.js';
-import type { Decision } from '../policy/attributes.js';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 

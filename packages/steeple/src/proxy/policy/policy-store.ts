@@ -1,16 +1,17 @@
 /**
- * The policy in force: loaded from a YAML file and reloaded when it changes. A file that
+ * The policy in force: loaded from a YAML file and reloaded when it changes. The schema
+ * and the evaluator live in the SDK (`@steeple/spiffe/policy`); this module adds the
+ * YAML, the line numbers in errors and the hot reload. A file that
  * fails to load leaves the last good policy in force and says why; connections are never
  * dropped by a reload (each request reads the evaluator current at that moment).
  * @module
  */
 import { readFileSync } from 'node:fs';
+import { PolicyEvaluator, type PolicyFile, PolicyFileSchema } from '@steeple/spiffe/policy';
 import { parseYamlConfig } from '../../common/config/load-yaml.js';
 import { ConfigError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 import { type FileWatch, watchFiles } from '../files/watch-files.js';
-import { PolicyEvaluator } from './policy-evaluator.js';
-import { type PolicyFile, PolicyFileSchema } from './policy-schema.js';
 
 /**
  * Reads and validates a policy file.

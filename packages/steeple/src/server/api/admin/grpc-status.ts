@@ -42,6 +42,7 @@ export const grpcCodeFor = {
   ERR_JWTSVID_EXPIRED: Code.Unauthenticated,
   ERR_JWTSVID_AUDIENCE: Code.PermissionDenied,
   ERR_AUTHORIZATION_DENIED: Code.PermissionDenied,
+  ERR_POLICY_INVALID: Code.InvalidArgument,
   ERR_WORKLOADAPI_ADDRESS: Code.InvalidArgument,
   ERR_WORKLOADAPI_STATUS: Code.Unavailable,
   ERR_WORKLOADAPI_RESPONSE: Code.Internal,

@@ -8,6 +8,7 @@
  */
 import type { Decision, RequestAttributes } from './attributes.js';
 import { type CompiledPolicy, type CompiledRule, compilePolicy } from './compile-policy.js';
+import { parsePolicyFile } from './parse-policy.js';
 import type { PolicyFile } from './policy-schema.js';
 
 type Match = CompiledRule['match'];
@@ -55,6 +56,15 @@ export class PolicyEvaluator {
   /** An evaluator for a validated policy file. */
   static fromFile(file: PolicyFile): PolicyEvaluator {
     return new PolicyEvaluator(file.policies.map(compilePolicy));
+  }
+
+  /**
+   * An evaluator for a policy document given as a plain object (`{ policies: [...] }`, the
+   * shape of the proxy's policy file; parse YAML or JSON yourself).
+   * @throws PolicyError (`ERR_POLICY_INVALID`) naming every broken field by its key path.
+   */
+  static fromObject(raw: unknown): PolicyEvaluator {
+    return PolicyEvaluator.fromFile(parsePolicyFile(raw));
   }
 
   /** Allows everything (no policies). */

@@ -21,8 +21,9 @@
  * @module
  */
 import { BlockList, isIP } from 'node:net';
-import { SpiffeId, TrustDomain } from '@steeple/spiffe';
 import { z } from 'zod';
+import { SpiffeId } from '../spiffeid/spiffe-id.js';
+import { TrustDomain } from '../spiffeid/trust-domain.js';
 import { brokenPatternRule } from './string-match.js';
 
 export const POLICY_ACTIONS = ['ALLOW', 'DENY', 'AUDIT'] as const;
@@ -196,6 +197,8 @@ export const PolicyFileSchema = z
   });
 
 export type PolicyFile = z.output<typeof PolicyFileSchema>;
+/** A policy document as written (defaults not yet filled in): what `parsePolicyFile` accepts. */
+export type PolicyFileInput = z.input<typeof PolicyFileSchema>;
 export type PolicyDocument = PolicyFile['policies'][number];
 export type RuleDocument = PolicyDocument['rules'][number];
 export type SourceDocument = z.output<typeof sourceSchema>;

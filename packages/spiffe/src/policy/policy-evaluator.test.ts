@@ -1,14 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseYamlConfig } from '../../common/config/load-yaml.js';
-import { ConfigError } from '../../common/errors.js';
+import { PolicyError } from '../errors.js';
 import type { RequestAttributes } from './attributes.js';
+import { parsePolicyFile } from './parse-policy.js';
 import { PolicyEvaluator } from './policy-evaluator.js';
-import { PolicyFileSchema } from './policy-schema.js';
 
-function evaluator(yaml: string): PolicyEvaluator {
-  return PolicyEvaluator.fromFile(parseYamlConfig(yaml, PolicyFileSchema));
-}
+const evaluator = (...policies: unknown[]) => PolicyEvaluator.fromObject({ policies });
 
 const FRONTEND = 'spiffe://example.org/ns/shop/sa/frontend';
 
@@ -49,12 +46,11 @@ describe('PolicyEvaluator (Istio AuthorizationPolicy semantics)', () => {
   });
 
   it('when any ALLOW policy exists, a request must match one', () => {
-    const e = evaluator(`
-policies:
-  - name: frontend
-    action: ALLOW
-    rules: [{ from: [{ source: { principals: ["${FRONTEND}"] } }] }]
-`);
+    const e = evaluator({
+      name: 'frontend',
+      action: 'ALLOW',
+      rules: [{ from: [{ source: { principals: [FRONTEND] } }] }],
+    });
     assert.deepEqual(
       [e.evaluate(http()).allowed, e.evaluate(http({ principal: 'spiffe://example.org/other' })).allowed],
       [true, false],
@@ -64,13 +60,10 @@ policies:
   });
 
   it('DENY is evaluated before ALLOW', () => {
-    const e = evaluator(`
-policies:
-  - { name: all, action: ALLOW, rules: [{}] }
-  - name: no-admin
-    action: DENY
-    rules: [{ to: [{ operation: { paths: ["/admin*"] } }] }]
-`);
+    const e = evaluator(
+      { name: 'all', action: 'ALLOW', rules: [{}] },
+      { name: 'no-admin', action: 'DENY', rules: [{ to: [{ operation: { paths: ['/admin*'] } }] }] },
+    );
     const d = e.evaluate(http({ path: '/admin/users' }));
     assert.equal(d.allowed, false);
     assert.equal(d.policy, 'no-admin');
@@ -80,17 +73,16 @@ policies:
   });
 
   it('an ALLOW policy with an empty rule list allows nothing; `rules: [{}]` allows everything', () => {
-    assert.equal(evaluator('policies: [{ name: none, action: ALLOW }]').evaluate(http()).allowed, false);
-    assert.equal(evaluator('policies: [{ name: none, action: ALLOW, rules: [] }]').evaluate(http()).allowed, false);
-    assert.equal(evaluator('policies: [{ name: all, action: ALLOW, rules: [{}] }]').evaluate(http()).allowed, true);
-    assert.equal(evaluator('policies: [{ name: none, action: DENY }]').evaluate(http()).allowed, true);
+    assert.equal(evaluator({ name: 'none', action: 'ALLOW' }).evaluate(http()).allowed, false);
+    assert.equal(evaluator({ name: 'none', action: 'ALLOW', rules: [] }).evaluate(http()).allowed, false);
+    assert.equal(evaluator({ name: 'all', action: 'ALLOW', rules: [{}] }).evaluate(http()).allowed, true);
+    assert.equal(evaluator({ name: 'none', action: 'DENY' }).evaluate(http()).allowed, true);
   });
 
   it('principals: exact, prefix*, *suffix, "*" (any authenticated), Istio form without the scheme', () => {
     const allows = (pattern: string, principal: string | undefined) =>
-      evaluator(`policies: [{ name: p, rules: [{ from: [{ source: { principals: ["${pattern}"] } }] }] }]`).evaluate(
-        http({ principal }),
-      ).allowed;
+      evaluator({ name: 'p', rules: [{ from: [{ source: { principals: [pattern] } }] }] }).evaluate(http({ principal }))
+        .allowed;
     assert.equal(allows(FRONTEND, FRONTEND), true);
     assert.equal(allows('spiffe://example.org/ns/shop/*', FRONTEND), true);
     assert.equal(allows('spiffe://example.org/ns/bank/*', FRONTEND), false);
@@ -102,24 +94,23 @@ policies:
   });
 
   it('notPrincipals ["*"] matches exactly the unauthenticated callers', () => {
-    const e = evaluator(`
-policies:
-  - name: no-plaintext
-    action: DENY
-    rules: [{ from: [{ source: { notPrincipals: ["*"] } }] }]
-`);
+    const e = evaluator({
+      name: 'no-plaintext',
+      action: 'DENY',
+      rules: [{ from: [{ source: { notPrincipals: ['*'] } }] }],
+    });
     assert.equal(e.evaluate(http({ principal: undefined })).allowed, false);
     assert.equal(e.evaluate(http()).allowed, true);
   });
 
   it('trustDomains, notTrustDomains and namespaces', () => {
-    const e = evaluator(`
-policies:
-  - name: partners
-    rules:
-      - from: [{ source: { trustDomains: [partner.org] } }]
-      - from: [{ source: { namespaces: [shop], notTrustDomains: [partner.org] } }]
-`);
+    const e = evaluator({
+      name: 'partners',
+      rules: [
+        { from: [{ source: { trustDomains: ['partner.org'] } }] },
+        { from: [{ source: { namespaces: ['shop'], notTrustDomains: ['partner.org'] } }] },
+      ],
+    });
     assert.equal(e.evaluate(http({ principal: 'spiffe://partner.org/x' })).rule, 0);
     assert.equal(e.evaluate(http()).rule, 1);
     assert.equal(e.evaluate(http({ principal: 'spiffe://example.org/ns/bank/sa/x' })).allowed, false);
@@ -127,11 +118,10 @@ policies:
   });
 
   it('ipBlocks and notIpBlocks, with IPv4-mapped IPv6 addresses', () => {
-    const e = evaluator(`
-policies:
-  - name: internal
-    rules: [{ from: [{ source: { ipBlocks: ["10.0.0.0/8", "2001:db8::/32"], notIpBlocks: ["10.9.0.0/16"] } }] }]
-`);
+    const e = evaluator({
+      name: 'internal',
+      rules: [{ from: [{ source: { ipBlocks: ['10.0.0.0/8', '2001:db8::/32'], notIpBlocks: ['10.9.0.0/16'] } }] }],
+    });
     assert.equal(e.evaluate(http()).allowed, true);
     assert.equal(e.evaluate(http({ sourceIp: '::ffff:10.1.2.3' })).allowed, true);
     assert.equal(e.evaluate(http({ sourceIp: '2001:db8::7' })).allowed, true);
@@ -140,18 +130,24 @@ policies:
   });
 
   it('operations: methods, paths (exact, prefix, suffix), notPaths, ports, hosts with or without port', () => {
-    const e = evaluator(`
-policies:
-  - name: reads
-    rules:
-      - to:
-          - operation:
-              methods: [GET, HEAD]
-              paths: ["/orders/*", "*.css", "/health"]
-              notPaths: ["/orders/secret"]
-              ports: ["8080"]
-              hosts: ["shop.example.org"]
-`);
+    const e = evaluator({
+      name: 'reads',
+      rules: [
+        {
+          to: [
+            {
+              operation: {
+                methods: ['GET', 'HEAD'],
+                paths: ['/orders/*', '*.css', '/health'],
+                notPaths: ['/orders/secret'],
+                ports: ['8080'],
+                hosts: ['shop.example.org'],
+              },
+            },
+          ],
+        },
+      ],
+    });
     assert.equal(e.evaluate(http()).allowed, true);
     assert.equal(e.evaluate(http({ method: 'POST' })).allowed, false);
     assert.equal(e.evaluate(http({ path: '/site.css' })).allowed, true);
@@ -164,15 +160,18 @@ policies:
   });
 
   it('when: request headers (with prefix match and notValues), source.ip, destination.port', () => {
-    const e = evaluator(`
-policies:
-  - name: prod
-    rules:
-      - when:
-          - { key: "request.headers[X-Env]", values: ["pro*"] }
-          - { key: source.ip, notValues: ["10.9.0.0/16"] }
-          - { key: destination.port, values: ["8080"] }
-`);
+    const e = evaluator({
+      name: 'prod',
+      rules: [
+        {
+          when: [
+            { key: 'request.headers[X-Env]', values: ['pro*'] },
+            { key: 'source.ip', notValues: ['10.9.0.0/16'] },
+            { key: 'destination.port', values: ['8080'] },
+          ],
+        },
+      ],
+    });
     assert.equal(e.evaluate(http()).allowed, true);
     assert.equal(e.evaluate(http({ header: () => 'staging' })).allowed, false);
     assert.equal(e.evaluate(http({ header: () => undefined })).allowed, false);
@@ -180,31 +179,29 @@ policies:
   });
 
   it('on TCP, an ALLOW rule with HTTP-only fields matches nothing, a DENY rule drops them', () => {
-    const allow = evaluator(`policies: [{ name: a, rules: [{ to: [{ operation: { methods: [GET] } }] }] }]`);
+    const allow = evaluator({ name: 'a', rules: [{ to: [{ operation: { methods: ['GET'] } }] }] });
     assert.equal(allow.evaluate(tcp()).allowed, false);
-    const deny = evaluator(`
-policies:
-  - name: d
-    action: DENY
-    rules: [{ from: [{ source: { principals: ["${FRONTEND}"] } }], to: [{ operation: { paths: ["/x"] } }] }]
-`);
+    const deny = evaluator({
+      name: 'd',
+      action: 'DENY',
+      rules: [{ from: [{ source: { principals: [FRONTEND] } }], to: [{ operation: { paths: ['/x'] } }] }],
+    });
     assert.equal(deny.evaluate(tcp()).allowed, false, 'the DENY applies to the whole connection');
     assert.equal(deny.evaluate(tcp({ principal: 'spiffe://example.org/other' })).allowed, true);
   });
 
   it('listeners select the inbound listeners a policy applies to', () => {
-    const e = evaluator(`policies: [{ name: web-only, listeners: [web], rules: [] }]`);
+    const e = evaluator({ name: 'web-only', listeners: ['web'], rules: [] });
     assert.equal(e.evaluate(http()).allowed, false);
     assert.equal(e.evaluate(tcp({ listener: 'db' })).allowed, true);
   });
 
   it('AUDIT marks matching requests without changing the decision', () => {
-    const e = evaluator(`
-policies:
-  - name: watch-writes
-    action: AUDIT
-    rules: [{ to: [{ operation: { methods: [POST] } }] }]
-`);
+    const e = evaluator({
+      name: 'watch-writes',
+      action: 'AUDIT',
+      rules: [{ to: [{ operation: { methods: ['POST'] } }] }],
+    });
     const d = e.evaluate(http({ method: 'POST' }));
     assert.equal(d.allowed, true);
     assert.deepEqual(d.audit, { policy: 'watch-writes', rule: 0 });
@@ -212,13 +209,12 @@ policies:
   });
 
   it('dry-run policies report their would-be decision without enforcing it', () => {
-    const e = evaluator(`
-policies:
-  - name: lockdown
-    action: DENY
-    dryRun: true
-    rules: [{ to: [{ operation: { paths: ["/orders/*"] } }] }]
-`);
+    const e = evaluator({
+      name: 'lockdown',
+      action: 'DENY',
+      dryRun: true,
+      rules: [{ to: [{ operation: { paths: ['/orders/*'] } }] }],
+    });
     const d = e.evaluate(http());
     assert.equal(d.allowed, true);
     assert.deepEqual(d.dryRun, { allowed: false, reason: 'denied by policy lockdown', policy: 'lockdown', rule: 0 });
@@ -226,50 +222,77 @@ policies:
   });
 });
 
-describe('policy file validation', () => {
-  const problems = (yaml: string) => {
+describe('parsePolicyFile (a plain object, errors by key path)', () => {
+  const problems = (raw: unknown): PolicyError => {
     try {
-      parseYamlConfig(yaml, PolicyFileSchema, { file: 'policy.yaml' });
-      return '';
+      parsePolicyFile(raw);
     } catch (err) {
-      assert.ok(err instanceof ConfigError);
-      return err.message;
+      assert.ok(err instanceof PolicyError);
+      assert.equal(err.code, 'ERR_POLICY_INVALID');
+      return err;
     }
+    assert.fail('expected a PolicyError');
   };
 
   it('names the field, with a did-you-mean for typos', () => {
-    const msg = problems('policies:\n  - name: p\n    rules:\n      - from: [{ source: { principal: [x] } }]\n');
-    assert.match(
-      msg,
-      /line 4: policies\[0\]\.rules\[0\]\.from\[0\]\.source\.principal: unknown key \(did you mean "principals"\?\)/,
-    );
+    const err = problems({ policies: [{ name: 'p', rules: [{ from: [{ source: { principal: ['x'] } }] }] }] });
+    assert.deepEqual(err.issues, [
+      { path: 'policies[0].rules[0].from[0].source.principal', message: 'unknown key (did you mean "principals"?)' },
+    ]);
+    assert.match(err.message, /^invalid authorization policy \(1 problem\):\n {2}policies\[0\]\.rules/);
   });
 
   it('refuses bad values: action, principal pattern, CIDR, path, method, condition key', () => {
-    const msg = problems(`policies:
-  - name: p
-    action: PERMIT
-    rules:
-      - from: [{ source: { principals: ["spiffe://example.org/a*b"], ipBlocks: ["10.0.0.0/33"] } }]
-        to: [{ operation: { paths: ["admin"], methods: [get] } }]
-        when: [{ key: "request.auth.claims[iss]", values: [x] }]
-`);
-    assert.match(msg, /policies\[0\]\.action: "PERMIT" is not one of "ALLOW", "DENY", "AUDIT"/);
+    const { message } = problems({
+      policies: [
+        {
+          name: 'p',
+          action: 'PERMIT',
+          rules: [
+            {
+              from: [{ source: { principals: ['spiffe://example.org/a*b'], ipBlocks: ['10.0.0.0/33'] } }],
+              to: [{ operation: { paths: ['admin'], methods: ['get'] } }],
+              when: [{ key: 'request.auth.claims[iss]', values: ['x'] }],
+            },
+          ],
+        },
+      ],
+    });
+    assert.match(message, /policies\[0\]\.action: "PERMIT" is not one of "ALLOW", "DENY", "AUDIT"/);
     assert.match(
-      msg,
+      message,
       /principals\[0\]: "spiffe:\/\/example.org\/a\*b": a "\*" may stand only at the start or at the end/,
     );
-    assert.match(msg, /ipBlocks\[0\]: "10.0.0.0\/33": prefix "\/33" is out of range for IPv4/);
-    assert.match(msg, /paths\[0\]: "admin": a path starts with "\/"/);
-    assert.match(msg, /methods\[0\]: must be an upper-case HTTP method/);
-    assert.match(msg, /when\[0\]\.key: "request.auth.claims\[iss\]" is not a supported condition key/);
+    assert.match(message, /ipBlocks\[0\]: "10.0.0.0\/33": prefix "\/33" is out of range for IPv4/);
+    assert.match(message, /paths\[0\]: "admin": a path starts with "\/"/);
+    assert.match(message, /methods\[0\]: must be an upper-case HTTP method/);
+    assert.match(message, /when\[0\]\.key: "request.auth.claims\[iss\]" is not a supported condition key/);
   });
 
-  it('refuses a policy name used twice and an invalid SPIFFE ID', () => {
-    const msg = problems(
-      'policies:\n  - { name: a }\n  - { name: a, rules: [{ from: [{ source: { principals: ["spiffe://Example.org/x"] } }] }] }\n',
-    );
-    assert.match(msg, /policies\[1\]\.name: policy "a" is defined twice/);
-    assert.match(msg, /principals\[0\]: "spiffe:\/\/Example.org\/x"/);
+  it('refuses a policy name used twice, an invalid SPIFFE ID, wrong types and empty lists', () => {
+    const twice = problems({ policies: [{ name: 'a' }, { name: 'a' }] });
+    assert.deepEqual(twice.issues, [{ path: 'policies[1].name', message: 'policy "a" is defined twice' }]);
+    const { message } = problems({
+      policies: [
+        { name: 'a', rules: [{ from: [{ source: { principals: ['spiffe://Example.org/x'] } }] }] },
+        { name: 'b', dryRun: 'yes', rules: [{ to: [{ operation: { ports: [70000], hosts: [] } }] }] },
+      ],
+    });
+    assert.match(message, /principals\[0\]: "spiffe:\/\/Example.org\/x"/);
+    assert.match(message, /policies\[1\]\.dryRun: expected true or false, got a string/);
+    assert.match(message, /ports\[0\]: 70000 is not a port number/);
+    assert.match(message, /hosts: must not be empty/);
+  });
+
+  it('refuses a document that is not a mapping, and a policy without a name', () => {
+    assert.match(problems([]).message, /the document must be a mapping of keys, not a list/);
+    assert.match(problems({ policies: [{}] }).message, /policies\[0\]\.name: is required/);
+  });
+
+  it('fills the defaults: action ALLOW, dryRun false, rules []', () => {
+    assert.deepEqual(parsePolicyFile({ policies: [{ name: 'x' }] }), {
+      policies: [{ name: 'x', action: 'ALLOW', dryRun: false, rules: [] }],
+    });
+    assert.deepEqual(parsePolicyFile({}), { policies: [] });
   });
 });
