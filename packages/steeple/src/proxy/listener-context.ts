@@ -6,10 +6,9 @@
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { X509BundleSetSource, X509Svid, X509SvidSource } from '@steeple/spiffe';
+import type { Decision, PolicyEvaluator } from '@steeple/spiffe/policy';
 import type { Logger } from '../common/logger.js';
 import { type AuditLog, type AuditRecord, serializeDecisionFields } from './audit/audit-log.js';
-import type { Decision } from './policy/attributes.js';
-import type { PolicyEvaluator } from './policy/policy-evaluator.js';
 import type { DecisionCount, ProxyMetrics } from './proxy-metrics.js';
 
 export type IdentitySource = X509SvidSource & X509BundleSetSource;
@@ -139,6 +138,21 @@ export function decisionFields(d: Decision | undefined, reason: string | undefin
     decisionJson.set(d, json);
   }
   return json;
+}
+
+const decisionBytes = new WeakMap<Decision, Buffer>();
+const NO_DECISION = Buffer.from(serializeDecisionFields(decisionPart(undefined, undefined, undefined)), 'utf8');
+
+/** {@link decisionFields} without an overriding reason, encoded; cached per shared (frozen) decision. */
+export function encodedDecisionFields(d: Decision | undefined): Buffer {
+  if (d === undefined) return NO_DECISION;
+  if (!Object.isFrozen(d)) return Buffer.from(decisionFields(d, undefined), 'utf8');
+  let bytes = decisionBytes.get(d);
+  if (bytes === undefined) {
+    bytes = Buffer.from(decisionFields(d, undefined), 'utf8');
+    decisionBytes.set(d, bytes);
+  }
+  return bytes;
 }
 
 /** Whether a record with this decision is written under the configured record selection. */

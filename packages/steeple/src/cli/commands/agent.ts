@@ -22,7 +22,6 @@ import {
   type X509Context,
 } from '@steeple/spiffe';
 import { Command, InvalidArgumentError } from 'commander';
-import { startAgent } from '../../agent/agent.js';
 import {
   type AgentConfig,
   agentFlagOverrides,
@@ -71,6 +70,8 @@ function runCommand(): Command {
     async (opts: ConfigOptions) => {
       const config = loadConfig(opts);
       const logger = createLogger({ name: 'steeple-agent', level: config.log_level });
+      // Loaded here, not at CLI start, so `agent api …` commands stay light.
+      const { startAgent } = await import('../../agent/agent.js');
       const agent = await startAgent(config, { logger });
       await new Promise<void>((resolve) => {
         const stop = (signal: NodeJS.Signals) => {

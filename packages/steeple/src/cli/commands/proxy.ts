@@ -5,9 +5,8 @@
  * @module
  */
 import { Command } from 'commander';
-import { checkProxyConfig } from '../../proxy/check-config.js';
-import { loadProxyConfig } from '../../proxy/config.js';
-import { startProxy } from '../../proxy/proxy.js';
+
+// The proxy's modules load when a proxy command runs, not when the CLI starts.
 
 interface ProxyFlags {
   readonly config: string;
@@ -23,6 +22,8 @@ function runCommand(): Command {
     .requiredOption('--config <file>', 'path to the proxy configuration file (YAML)')
     .option('--expandEnv', `expand \${NAME} environment variables in the configuration`)
     .action(async (opts: ProxyFlags) => {
+      const { loadProxyConfig } = await import('../../proxy/config.js');
+      const { startProxy } = await import('../../proxy/proxy.js');
       const config = loadProxyConfig(opts.config, { expandEnv: opts.expandEnv === true });
       const proxy = await startProxy({ config });
       await new Promise<void>((resolve) => {
@@ -45,7 +46,8 @@ function checkCommand(): Command {
     .description('Validates a proxy configuration, its policy file and identity files without starting anything')
     .requiredOption('--config <file>', 'path to the proxy configuration file (YAML)')
     .option('--expandEnv', `expand \${NAME} environment variables in the configuration`)
-    .action((opts: ProxyFlags) => {
+    .action(async (opts: ProxyFlags) => {
+      const { checkProxyConfig } = await import('../../proxy/check-config.js');
       const result = checkProxyConfig(opts.config, { expandEnv: opts.expandEnv === true });
       for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
       if (!result.ok) throw new Error(result.problems.join('\n'));

@@ -6,9 +6,10 @@
  * @module
  */
 import { Command } from 'commander';
-import { createNodeAttestors } from '../../server/attestation/node-attestor-catalog.js';
-import { loadServerConfig, type ServerConfig, serverConfigWarnings, serverFlagOverrides } from '../../server/config.js';
-import { describeRunningServer, startServer } from '../../server/server.js';
+import type { ServerConfig } from '../../server/config.js';
+
+// The server's modules load when a command runs, not when the CLI starts: `steeple agent
+// run` and `steeple proxy run` should not carry the server's code (tens of MiB).
 
 interface RunOptions {
   readonly config: string;
@@ -21,7 +22,8 @@ interface RunOptions {
   readonly logLevel?: string;
 }
 
-function load(opts: RunOptions): ServerConfig {
+async function load(opts: RunOptions): Promise<ServerConfig> {
+  const { loadServerConfig, serverFlagOverrides } = await import('../../server/config.js');
   return loadServerConfig(opts.config, {
     expandEnv: opts.expandEnv === true,
     overrides: serverFlagOverrides(opts),
@@ -40,7 +42,8 @@ function runCommand(): Command {
     .option('--dataDir <dir>', 'directory for the datastore, keys and CA state (overrides data_dir)')
     .option('--logLevel <level>', 'trace, debug, info, warn or error (overrides log_level)')
     .action(async (opts: RunOptions) => {
-      const config = load(opts);
+      const config = await load(opts);
+      const { describeRunningServer, startServer } = await import('../../server/server.js');
       const server = await startServer(config, { handleSignals: true });
       // Also for people and scripts when log_level hides the log line; stdout carries the JSON log.
       process.stderr.write(`steeple ${describeRunningServer(server)}\n`);
@@ -53,8 +56,10 @@ function validateCommand(): Command {
     .description('Checks a server configuration file without starting the server')
     .requiredOption('--config <file>', 'path to the server configuration file (YAML)')
     .option('--expandEnv', `expand \${NAME} environment variables in the configuration`)
-    .action((opts: Pick<RunOptions, 'config' | 'expandEnv'>) => {
-      const config = load(opts);
+    .action(async (opts: Pick<RunOptions, 'config' | 'expandEnv'>) => {
+      const config = await load(opts);
+      const { createNodeAttestors } = await import('../../server/attestation/node-attestor-catalog.js');
+      const { serverConfigWarnings } = await import('../../server/config.js');
       // Plugin files (x509pop CA bundles) are read now, so a bad path is reported here too.
       createNodeAttestors(config.node_attestors, { joinTokens: { consume: async () => undefined } });
       for (const warning of serverConfigWarnings(config)) process.stderr.write(`warning: ${warning}\n`);

@@ -3,7 +3,17 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { AuditLog, type AuditRecord, jsonMillis, serializeAuditFields } from './audit-log.js';
+import {
+  AuditLog,
+  type AuditRecord,
+  encodeFields,
+  jsonMillis,
+  serializeAuditFields,
+  serializeDecisionFields,
+  serializeExchange,
+  serializePartyFields,
+  serializeTlsFields,
+} from './audit-log.js';
 
 const record = (n: number): AuditRecord => ({
   type: 'request',
@@ -120,5 +130,98 @@ describe('audit record serialization', () => {
     const { time: _t2, ...rb } = JSON.parse(b);
     assert.deepEqual(ra, rb);
     assert.deepEqual(ra, JSON.parse(JSON.stringify(base)));
+  });
+
+  it('writeRequest encodes the same line, byte for byte, as writeFields of the serialized parts', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'audit-'));
+    const viaFields = join(dir, 'fields.log');
+    const viaParts = join(dir, 'parts.log');
+    const a = new AuditLog({
+      output: { path: viaFields, maxSizeBytes: 1 << 24, maxFiles: 1 },
+      flushIntervalMs: 10_000,
+    });
+    const b = new AuditLog({ output: { path: viaParts, maxSizeBytes: 1 << 24, maxFiles: 1 }, flushIntervalMs: 10_000 });
+    const cases: { r: AuditRecord; method: string; path: string; host: string; status: number }[] = [];
+    const strings = [
+      'GET',
+      '/a"b\\c\u0001d',
+      'h\u00e9st:8443',
+      '/\ud83d\ude00/\ud800',
+      '',
+      '/x'.repeat(20_000),
+      '\u007f~ ',
+      'plain',
+    ];
+    const numbers = [0, 7, 10, 99, 100, 65_535, 2 ** 53 - 1, 2 ** 53, 1e21, -1, 1.5];
+    const millis = [
+      0,
+      0.0004,
+      0.0005,
+      0.001,
+      0.01,
+      0.1,
+      0.12,
+      1,
+      1.5,
+      12.345,
+      999.9999,
+      86_400_000.001,
+      -1,
+      Number.NaN,
+      1e16,
+    ];
+    for (let i = 0; i < 400; i++) {
+      const pick = <T>(xs: readonly T[], k: number) => xs[k % xs.length] as T;
+      cases.push({
+        r: {
+          ...base,
+          source_id: i % 3 === 0 ? 'unauthenticated' : 'spiffe://example.org/caf\u00e9',
+          bytes_received: pick(numbers, i),
+          bytes_sent: pick(numbers, i * 7 + 3),
+          duration_ms: i < millis.length ? (millis[i] as number) : Math.random() * 10 ** (i % 6),
+          tls_version: i % 2 === 0 ? 'TLSv1.3' : undefined,
+          reason: i % 5 === 0 ? 'denied by policy "x"' : undefined,
+          policy: i % 5 === 0 ? 'x' : undefined,
+          rule: i % 5 === 0 ? 0 : undefined,
+        },
+        method: pick(strings, i),
+        path: pick(strings, i + 1),
+        host: pick(strings, i + 2),
+        status: pick(numbers, i + 5),
+      });
+    }
+    for (const { r, method, path, host, status } of cases) {
+      const head = serializePartyFields(r);
+      const decision = serializeDecisionFields(r);
+      const tail = serializeTlsFields(r);
+      a.writeFields(
+        head +
+          decision +
+          serializeExchange(method, path, host, status, r.bytes_received, r.bytes_sent, jsonMillis(r.duration_ms)) +
+          tail,
+      );
+      b.writeRequest(
+        encodeFields(head),
+        encodeFields(decision),
+        method,
+        path,
+        host,
+        status,
+        r.bytes_received,
+        r.bytes_sent,
+        r.duration_ms,
+        encodeFields(tail),
+      );
+    }
+    a.close();
+    b.close();
+    const strip = (line: string) => line.replace(/^\{"time":"[^"]*",/, '');
+    const la = readFileSync(viaFields, 'utf8').split('\n');
+    const lb = readFileSync(viaParts, 'utf8').split('\n');
+    assert.equal(lb.length, la.length);
+    for (let i = 0; i < la.length; i++) assert.equal(strip(lb[i] as string), strip(la[i] as string), `line ${i}`);
+    for (const line of lb.filter((l) => l !== '')) {
+      assert.match(JSON.parse(line).time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    }
   });
 });

@@ -174,6 +174,93 @@ export function serializeAuditFields(r: AuditRecord): string {
   return serializePartyFields(r) + serializeDecisionFields(r) + serializeExchangeFields(r) + serializeTlsFields(r);
 }
 
+/** "000" … "999": the milliseconds of a timestamp. */
+const MILLIS = Array.from({ length: 1000 }, (_, i) => String(i).padStart(3, '0'));
+const ascii = (text: string) => Buffer.from(text, 'latin1');
+const TIME_OPEN = ascii('{"time":"');
+const TIME_CLOSE = ascii('Z",');
+const F_METHOD = ascii(',"method":');
+const F_PATH = ascii(',"path":');
+const F_HOST = ascii(',"host":');
+const F_STATUS = ascii(',"status":');
+const F_RECEIVED = ascii(',"bytes_received":');
+const F_SENT = ascii(',"bytes_sent":');
+const F_DURATION = ascii(',"duration_ms":');
+
+/** Serialized fields (from the serialize* functions) encoded once, for {@link AuditLog.writeRequest}. */
+export function encodeFields(fields: string): Buffer {
+  return Buffer.from(fields, 'utf8');
+}
+
+function text(b: Buffer): string {
+  return b.toString('utf8');
+}
+
+/** Copies `src[0, n)` into `buf` at `p`; returns the new end. Short parts are copied by a loop (no native call). */
+function putBytes(buf: Buffer, p: number, src: Buffer, n = src.length): number {
+  if (n > 64) {
+    src.copy(buf, p, 0, n);
+    return p + n;
+  }
+  for (let i = 0; i < n; i++) buf[p + i] = src[i] as number;
+  return p + n;
+}
+
+/** Writes an ASCII string known to need no escaping. */
+function putAscii(buf: Buffer, p: number, s: string): number {
+  for (let i = 0; i < s.length; i++) buf[p + i] = s.charCodeAt(i);
+  return p + s.length;
+}
+
+/** Writes `s` as a JSON string, as JSON.stringify would; plain ASCII is copied byte by byte. */
+function putJsonString(buf: Buffer, p: number, s: string): number {
+  buf[p] = 0x22;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c === 0x22 || c === 0x5c || c > 0x7e) return p + utf8Write(buf, jsonString(s), p);
+    buf[p + 1 + i] = c;
+  }
+  buf[p + 1 + s.length] = 0x22;
+  return p + 2 + s.length;
+}
+
+/** Writes a non-negative safe integer's digits; anything else as JSON.stringify would. */
+function putNumber(buf: Buffer, p: number, n: number): number {
+  if (!Number.isSafeInteger(n) || n < 0) return putAscii(buf, p, jsonNumber(n));
+  let digits = 1;
+  for (let x = n; x >= 10; x = Math.floor(x / 10)) digits++;
+  let x = n;
+  for (let i = digits - 1; i >= 0; i--) {
+    const q = Math.floor(x / 10);
+    buf[p + i] = 0x30 + (x - q * 10);
+    x = q;
+  }
+  return p + digits;
+}
+
+/** Writes milliseconds rounded to 3 decimals, as {@link jsonMillis} formats them. */
+function putMillis(buf: Buffer, p: number, ms: number): number {
+  const us = Math.round(ms * 1000);
+  if (!Number.isSafeInteger(us) || us < 0 || us >= 1e15) return putAscii(buf, p, jsonMillis(ms));
+  const whole = Math.floor(us / 1000);
+  let frac = us - whole * 1000;
+  p = putNumber(buf, p, whole);
+  if (frac === 0) return p;
+  buf[p++] = 0x2e; // .
+  let digits = 3;
+  while (frac % 10 === 0) {
+    frac /= 10;
+    digits--;
+  }
+  // frac has `digits` digits after the point, zero-padded on the left.
+  for (let i = digits - 1; i >= 0; i--) {
+    const q = Math.floor(frac / 10);
+    buf[p + i] = 0x30 + (frac - q * 10);
+    frac = q;
+  }
+  return p + digits;
+}
+
 /** Writes audit records in batches. */
 export class AuditLog {
   /** The pending batch, encoded as records arrive (one small encode each, no big string to flatten). */
@@ -218,17 +305,94 @@ export class AuditLog {
     }
   }
 
-  #lastMs = 0;
-  #lastIso = '';
+  /** The current second as `YYYY-MM-DDTHH:MM:SS.` (text and bytes), made once per second. */
+  #second = Number.NaN;
+  #secondText = '';
+  readonly #secondBytes = Buffer.alloc(32);
+  #secondLength = 0;
 
-  /** The time as ISO 8601, formatted once per millisecond (busy proxies write many records per ms). */
+  #toSecond(ms: number): void {
+    const second = Math.floor(ms / 1000);
+    if (second === this.#second) return;
+    this.#second = second;
+    const iso = new Date(second * 1000).toISOString();
+    this.#secondText = iso.slice(0, -4);
+    this.#secondLength = this.#secondBytes.write(this.#secondText, 0, 'latin1');
+  }
+
+  /** The time as ISO 8601 with milliseconds; the date and time of day are formatted once per second. */
   #now(): string {
     const ms = Date.now();
-    if (ms !== this.#lastMs) {
-      this.#lastMs = ms;
-      this.#lastIso = new Date(ms).toISOString();
+    this.#toSecond(ms);
+    return `${this.#secondText}${MILLIS[ms % 1000]}Z`;
+  }
+
+  /**
+   * Appends one request record from its parts, encoding straight into the batch buffer
+   * (what {@link writeFields} would write for `head + decision + exchange fields + tail`).
+   * `head`, `decision` and `tail` are the pre-encoded constant parts (see {@link encodeFields});
+   * only the time, method, path, host and numbers are encoded per request, without
+   * building the line as a string first.
+   */
+  writeRequest(
+    head: Buffer,
+    decision: Buffer,
+    method: string,
+    path: string,
+    host: string,
+    status: number,
+    bytesReceived: number,
+    bytesSent: number,
+    durationMs: number,
+    tail: Buffer,
+  ): void {
+    if (this.#closed) return;
+    // Worst case: every character of the strings escaped as \uXXXX, numbers at 24 bytes each.
+    const need = 200 + head.length + decision.length + tail.length + 6 * (method.length + path.length + host.length);
+    if (this.#length + need > FLUSH_AT_BYTES) {
+      this.flush();
+      if (need > FLUSH_AT_BYTES) {
+        this.writeFields(
+          text(head) +
+            text(decision) +
+            serializeExchange(method, path, host, status, bytesReceived, bytesSent, jsonMillis(durationMs)) +
+            text(tail),
+        );
+        return;
+      }
     }
-    return this.#lastIso;
+    const buf = this.#buffer;
+    const ms = Date.now();
+    this.#toSecond(ms);
+    let p = this.#length;
+    p = putBytes(buf, p, TIME_OPEN);
+    p = putBytes(buf, p, this.#secondBytes, this.#secondLength);
+    p = putAscii(buf, p, MILLIS[ms % 1000] as string);
+    p = putBytes(buf, p, TIME_CLOSE);
+    p = putBytes(buf, p, head);
+    p = putBytes(buf, p, decision);
+    p = putBytes(buf, p, F_METHOD);
+    p = putJsonString(buf, p, method);
+    p = putBytes(buf, p, F_PATH);
+    p = putJsonString(buf, p, path);
+    p = putBytes(buf, p, F_HOST);
+    p = putJsonString(buf, p, host);
+    p = putBytes(buf, p, F_STATUS);
+    p = putNumber(buf, p, status);
+    p = putBytes(buf, p, F_RECEIVED);
+    p = putNumber(buf, p, bytesReceived);
+    p = putBytes(buf, p, F_SENT);
+    p = putNumber(buf, p, bytesSent);
+    p = putBytes(buf, p, F_DURATION);
+    p = putMillis(buf, p, durationMs);
+    p = putBytes(buf, p, tail);
+    buf[p++] = 0x7d; // }
+    buf[p++] = 0x0a; // \n
+    this.#length = p;
+    if (this.#timer === undefined) {
+      this.#timer = setTimeout(() => this.flush(), this.#options.flushIntervalMs);
+      this.#timer.unref();
+    }
   }
 
   /** Writes the pending batch now. */

@@ -11,14 +11,14 @@
  * @module
  */
 import type { Socket } from 'node:net';
-import type { Decision } from '../policy/attributes.js';
+import type { Decision } from '@steeple/spiffe/policy';
 import type { UpstreamLease, UpstreamProvider } from '../upstream/upstream.js';
 import { ChunkedScanner } from './chunked-scanner.js';
 import {
   type BodyFraming,
   HttpParseError,
   MAX_HEAD_BYTES,
-  parseRequestHead,
+  parseRequestHeadBytes,
   parseResponseHeadBytes,
   type RequestHead,
   responseFraming,
@@ -191,7 +191,7 @@ export class Http1Relay {
       }
       let head: RequestHead;
       try {
-        head = parseRequestHead(buf.toString('latin1', start, end));
+        head = parseRequestHeadBytes(buf, start, end);
       } catch (err) {
         const e = err as HttpParseError;
         this.#fail(e instanceof HttpParseError ? e.status : 400, e.message);
@@ -305,14 +305,14 @@ export class Http1Relay {
    */
   #buildHead(head: RequestHead, raw: Buffer, newTarget: string | undefined): Buffer {
     const strip = this.#o.stripHeader;
-    const dropClose = this.#o.pooledUpstream && head.names.includes('connection');
+    const dropClose = this.#o.pooledUpstream && head.hasHeader('connection');
     // A pooled upstream connection outlives the caller's, so it always speaks HTTP/1.1.
     const version = dropClose || this.#o.pooledUpstream ? 'HTTP/1.1' : `HTTP/1.${head.minorVersion}`;
     const mustRebuild =
       newTarget !== undefined ||
       dropClose ||
       (this.#o.pooledUpstream && head.minorVersion !== 1) ||
-      (strip !== undefined && head.names.includes(strip));
+      (strip !== undefined && head.hasHeader(strip));
     if (!mustRebuild) return Buffer.concat([raw, this.#headTail], raw.length + this.#headTail.length);
     let text = `${head.method} ${newTarget ?? head.target} ${version}\r\n`;
     for (let i = 0; i < head.lines.length; i++) {

@@ -4,8 +4,10 @@ import { ChunkedScanner } from './chunked-scanner.js';
 import {
   HttpParseError,
   parseRequestHead,
+  parseRequestHeadBytes,
   parseResponseHead,
   parseResponseHeadBytes,
+  type RequestHead,
   responseFraming,
 } from './message-head.js';
 import { normalizeTarget } from './normalize-path.js';
@@ -196,5 +198,112 @@ describe('parseResponseHeadBytes', () => {
 
   it('agrees with parseResponseHead on valid and invalid heads', () => {
     for (const h of heads) assert.deepEqual(fromBytes(h), facts(h), JSON.stringify(h));
+  });
+});
+
+describe('parseRequestHeadBytes', () => {
+  const view = (h: RequestHead) => ({
+    method: h.method,
+    target: h.target,
+    minorVersion: h.minorVersion,
+    framing: h.framing,
+    wantsClose: h.wantsClose,
+    upgrade: h.upgrade,
+    host: h.host,
+    lines: h.lines,
+    names: h.names,
+    values: h.values,
+    has: ['host', 'connection', 'x-forwarded-client-cert', 'content-length', 'x'].map((n) => h.hasHeader(n)),
+  });
+  const outcome = (parse: () => RequestHead) => {
+    try {
+      return view(parse());
+    } catch (err) {
+      return { error: (err as HttpParseError).message, status: (err as HttpParseError).status };
+    }
+  };
+  const same = (text: string) => {
+    const b = Buffer.from(`xx${text}\r\n\r\nbody`, 'latin1');
+    assert.deepEqual(
+      outcome(() => parseRequestHeadBytes(b, 2, b.indexOf('\r\n\r\n', 2))),
+      outcome(() => parseRequestHead(text)),
+      JSON.stringify(text),
+    );
+  };
+  const heads = [
+    'GET / HTTP/1.1\r\nHost: a',
+    'GET /api/items HTTP/1.1\r\nhost: bench\r\nuser-agent: steeple-bench',
+    'POST /a?b=1 HTTP/1.1\r\nHost: shop\r\nContent-Length: 5\r\nX-Y:  z ',
+    'PUT / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: gzip, chunked',
+    'GET / HTTP/1.1\r\nhost: a\r\nconnection: Keep-Alive, close',
+    'GET / HTTP/1.0',
+    'GET / HTTP/1.0\r\nconnection: keep-alive',
+    'GET / HTTP/1.1\r\nhost: a\r\nconnection: upgrade\r\nupgrade: websocket',
+    'GET / HTTP/1.1\r\nhost: a\r\nX-Forwarded-Client-Cert: By=x;URI=y\r\nx: 1',
+    'POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 5\r\ntransfer-encoding: chunked',
+    'POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 5\r\ncontent-length: 6',
+    'POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 5, 5',
+    'POST / HTTP/1.1\r\nhost: a\r\ncontent-length: +5',
+    'POST / HTTP/1.1\r\nhost: a\r\ncontent-length: \u00a05',
+    'POST / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked, gzip',
+    'GET / HTTP/1.1\r\nhost: a\r\n folded: x',
+    'GET / HTTP/1.1\r\nhost: a\r\nbad\nheader: x',
+    'GET / HTTP/1.1\r\nhost: a\r\nbad\rheader: x',
+    'GET / HTTP/1.1\r\nhost: a\r\nbad\0header: x',
+    'GET / HTTP/1.1\r\nhost: a\r\nbad header: x',
+    'GET / HTTP/1.1\r\nhost: a\r\n: x',
+    'GET / HTTP/1.1\r\nhost: a\r\nnocolon',
+    'GET / HTTP/1.1\r\nhost: a\r\nx\u00e9: 1',
+    'GET / HTTP/1.1',
+    'GET / HTTP/1.1\r\nhost: a\r\nhost: b',
+    'GET /a b HTTP/1.1\r\nhost: a',
+    'GET /a\u00a0b HTTP/1.1\r\nhost: a',
+    'GET /a\u0085b HTTP/1.1\r\nhost: a',
+    'GET /a\x7fb HTTP/1.1\r\nhost: a',
+    'GET /a\rb HTTP/1.1\r\nhost: a',
+    'GET  HTTP/1.1\r\nhost: a',
+    'GET / HTTP/2.0\r\nhost: a',
+    'GET / HTTP/1.1x\r\nhost: a',
+    'GET / http/1.1\r\nhost: a',
+    'GET / HTTP/1.1\r',
+    'GE\u00e9T / HTTP/1.1\r\nhost: a',
+    ' GET / HTTP/1.1\r\nhost: a',
+    'GET/ HTTP/1.1\r\nhost: a',
+    'GET',
+    'get / HTTP/1.1\r\nHOST: a\r\nCONNECTION: close',
+    'OPTIONS * HTTP/1.1\r\nhost: a',
+    'CONNECT a:443 HTTP/1.1\r\nhost: a:443',
+    'PATCH http://a/b HTTP/1.1\r\nhost: a\r\ncontent-length: 0',
+    'GET / HTTP/1.1\r\nhost:\r\nx:',
+    'GET / HTTP/1.1\r\nhostx: a\r\nhost: b',
+    'GET / HTTP/1.1\r\nhost: a\r\nx-forwarded-client-certx: 1',
+  ];
+
+  it('agrees with parseRequestHead on valid and invalid heads', () => {
+    for (const h of heads) same(h);
+  });
+
+  it('agrees with parseRequestHead on mutated heads', () => {
+    // Deterministic mutations of the heads above: one byte replaced, inserted or removed.
+    const alphabet = [0x00, 0x09, 0x0a, 0x0d, 0x20, 0x3a, 0x2c, 0x41, 0x61, 0x7f, 0xa0, 0xe9, 0x30, 0x2b];
+    let seed = 7;
+    const next = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    for (let k = 0; k < 4000; k++) {
+      const base = heads[next(heads.length)] as string;
+      const at = next(base.length + 1);
+      const ch = String.fromCharCode(alphabet[next(alphabet.length)] as number);
+      const op = next(3);
+      const text =
+        op === 0
+          ? base.slice(0, at) + ch + base.slice(at + 1)
+          : op === 1
+            ? base.slice(0, at) + ch + base.slice(at)
+            : base.slice(0, at) + base.slice(at + 1);
+      if (text.includes('\r\n\r\n') || text.endsWith('\r\n')) continue; // a head never contains its own end
+      same(text);
+    }
   });
 });

@@ -47,6 +47,8 @@ export interface RequestHead extends HeaderFields {
   readonly upgrade: boolean;
   /** The Host header value, "" when absent. */
   readonly host: string;
+  /** Whether a header of this (lower-case) name is present. */
+  hasHeader(lowerCaseName: string): boolean;
 }
 
 export interface ResponseHead extends HeaderFields {
@@ -112,9 +114,9 @@ interface Framing {
   hostCount: number;
 }
 
-function framingOf(h: HeaderFields, strict: boolean): Framing {
+function framingOf(h: HeaderFields, strict: boolean, contentLength = -1): Framing {
   const f: Framing = {
-    contentLength: -1,
+    contentLength,
     chunked: false,
     transferEncoding: false,
     connectionClose: false,
@@ -210,8 +212,202 @@ export function parseRequestHead(text: string): RequestHead {
     wantsClose,
     upgrade: f.connectionUpgrade && f.upgradeHeader,
     host: f.host,
+    hasHeader(lowerCaseName: string): boolean {
+      return this.names.includes(lowerCaseName);
+    },
   };
 }
+
+/** The methods whose names are returned as constants (no string made per request). */
+const KNOWN_METHODS = ['GET', 'POST', 'PUT', 'HEAD', 'DELETE', 'PATCH', 'OPTIONS'];
+
+function methodOf(buf: Buffer, from: number, to: number): string {
+  for (const m of KNOWN_METHODS) {
+    if (m.length !== to - from) continue;
+    let same = true;
+    for (let i = 0; i < m.length; i++) {
+      if (buf[from + i] !== m.charCodeAt(i)) {
+        same = false;
+        break;
+      }
+    }
+    if (same) return m;
+  }
+  return buf.toString('latin1', from, to);
+}
+
+/** Lower-case names of the headers that decide framing, Host and upgrades (see framingOf). */
+function framingHeader(buf: Buffer, from: number, n: number): string | undefined {
+  switch (n) {
+    case 4:
+      return nameIs(buf, from, n, 'host') ? 'host' : undefined;
+    case 7:
+      return nameIs(buf, from, n, 'upgrade') ? 'upgrade' : undefined;
+    case 10:
+      return nameIs(buf, from, n, 'connection') ? 'connection' : undefined;
+    case 14:
+      return nameIs(buf, from, n, 'content-length') ? 'content-length' : undefined;
+    case 17:
+      return nameIs(buf, from, n, 'transfer-encoding') ? 'transfer-encoding' : undefined;
+    default:
+      return undefined;
+  }
+}
+
+/** A request head read from bytes; the header arrays are made only when asked for. */
+class BytesRequestHead implements RequestHead {
+  readonly #raw: Buffer;
+  readonly #headersFrom: number;
+  #fields: HeaderFields | undefined;
+
+  constructor(
+    raw: Buffer,
+    headersFrom: number,
+    readonly method: string,
+    readonly target: string,
+    readonly minorVersion: number,
+    readonly framing: BodyFraming,
+    readonly wantsClose: boolean,
+    readonly upgrade: boolean,
+    readonly host: string,
+  ) {
+    this.#raw = raw;
+    this.#headersFrom = headersFrom;
+  }
+
+  #split(): HeaderFields {
+    this.#fields ??=
+      this.#headersFrom >= this.#raw.length
+        ? { lines: [], names: [], values: [] }
+        : splitHeaders(this.#raw.toString('latin1', this.#headersFrom).split('\r\n'), 0);
+    return this.#fields;
+  }
+
+  get lines(): readonly string[] {
+    return this.#split().lines;
+  }
+
+  get names(): readonly string[] {
+    return this.#split().names;
+  }
+
+  get values(): readonly string[] {
+    return this.#split().values;
+  }
+
+  hasHeader(lowerCaseName: string): boolean {
+    const raw = this.#raw;
+    const n = lowerCaseName.length;
+    let pos = this.#headersFrom;
+    while (pos < raw.length) {
+      if (raw[pos + n] === 0x3a && nameIs(raw, pos, n, lowerCaseName)) return true;
+      while (pos < raw.length && raw[pos] !== 0x0a) pos++;
+      pos++;
+    }
+    return false;
+  }
+}
+
+/**
+ * {@link parseRequestHead} for the proxy's hot path, reading buf[start, end) (the head
+ * without its final empty line) as bytes: the same checks in the same order and the same
+ * outcome, but strings are made only for the method, the target and the headers that
+ * decide framing; the header arrays are built if something asks for them.
+ */
+export function parseRequestHeadBytes(buf: Buffer, start: number, end: number): RequestHead {
+  let lineEnd = start;
+  let sp1 = -1;
+  let sp2 = -1;
+  for (; lineEnd < end; lineEnd++) {
+    const c = buf[lineEnd];
+    if (c === 0x20) {
+      if (sp1 < 0) sp1 = lineEnd;
+      sp2 = lineEnd;
+    } else if (c === 0x0d && buf[lineEnd + 1] === 0x0a) break;
+  }
+  if (sp1 <= start || sp2 <= sp1) throw new HttpParseError('malformed request line');
+  for (let i = start; i < sp1; i++) {
+    if (TOKEN_BYTE[buf[i] as number] !== 1) throw new HttpParseError('invalid method');
+  }
+  // Not in a target: controls, space, DEL, and NBSP (what /[\s\0-\x1f\x7f]/ finds in latin1 text).
+  if (sp2 === sp1 + 1) throw new HttpParseError('invalid request target');
+  for (let i = sp1 + 1; i < sp2; i++) {
+    const c = buf[i] as number;
+    if (c <= 0x20 || c === 0x7f || c === 0xa0) throw new HttpParseError('invalid request target');
+  }
+  let minorVersion: number;
+  if (
+    lineEnd - sp2 === 9 &&
+    buf[sp2 + 1] === 0x48 && // H
+    buf[sp2 + 2] === 0x54 && // T
+    buf[sp2 + 3] === 0x54 && // T
+    buf[sp2 + 4] === 0x50 && // P
+    buf[sp2 + 5] === 0x2f && // /
+    buf[sp2 + 6] === 0x31 && // 1
+    buf[sp2 + 7] === 0x2e && // .
+    (buf[sp2 + 8] === 0x31 || buf[sp2 + 8] === 0x30)
+  ) {
+    minorVersion = (buf[sp2 + 8] as number) - 0x30;
+  } else {
+    throw new HttpParseError('unsupported HTTP version', 505);
+  }
+  const method = methodOf(buf, start, sp1);
+  const target = buf.toString('latin1', sp1 + 1, sp2);
+  const headersFrom = lineEnd + 2;
+  const names: string[] = [];
+  const values: string[] = [];
+  let pos = headersFrom;
+  while (pos <= end && lineEnd < end) {
+    let i = pos;
+    let colon = -1;
+    let bad = false;
+    for (; i < end; i++) {
+      const c = buf[i] as number;
+      if (c === 0x0d) {
+        if (buf[i + 1] === 0x0a) break;
+        bad = true;
+      } else if (c === 0x0a || c === 0) bad = true;
+      else if (c === 0x3a && colon < 0) colon = i;
+    }
+    if (bad) throw new HttpParseError('bare CR, LF or NUL in a header line');
+    const c0 = buf[pos];
+    if (c0 === 0x20 || c0 === 0x09) throw new HttpParseError('obsolete header line folding');
+    if (colon <= pos) throw new HttpParseError('header line without a name');
+    for (let k = pos; k < colon; k++) {
+      if (TOKEN_BYTE[buf[k] as number] !== 1) throw new HttpParseError('invalid header name');
+    }
+    const name = framingHeader(buf, pos, colon - pos);
+    if (name !== undefined) {
+      names.push(name);
+      values.push(name === 'upgrade' ? '' : buf.toString('latin1', colon + 1, i).trim());
+    }
+    lineEnd = i;
+    pos = i + 2;
+  }
+  const f = framingOf({ lines: names, names, values }, true);
+  if (minorVersion === 1 && f.hostCount !== 1) {
+    throw new HttpParseError(f.hostCount === 0 ? 'missing Host header' : 'more than one Host header');
+  }
+  const framing: BodyFraming = f.chunked
+    ? CHUNKED
+    : f.contentLength > 0
+      ? { kind: 'length', length: f.contentLength }
+      : NO_BODY;
+  return new BytesRequestHead(
+    buf.subarray(start, end),
+    headersFrom - start,
+    method,
+    target,
+    minorVersion,
+    framing,
+    f.connectionClose || (minorVersion === 0 && !f.connectionKeepAlive),
+    f.connectionUpgrade && f.upgradeHeader,
+    f.host,
+  );
+}
+
+const CHUNKED: BodyFraming = Object.freeze({ kind: 'chunked' });
+const NO_BODY: BodyFraming = Object.freeze({ kind: 'none' });
 
 /** Parses a response head (status line and headers). */
 export function parseResponseHead(text: string): ResponseHead {
@@ -260,11 +456,19 @@ function nameIs(buf: Buffer, from: number, length: number, name: string): boolea
  * The status must be three digits.
  */
 export function parseResponseHeadBytes(buf: Buffer, end: number): ResponseFacts {
-  let lineEnd = buf.indexOf(CRLF, 0);
-  if (lineEnd < 0 || lineEnd > end) lineEnd = end;
-  if (lineEnd < 12 || buf.compare(HTTP_1, 0, HTTP_1.length, 0, HTTP_1.length) !== 0 || buf[8] !== 0x20) {
-    // Short lines and anything else: the string parser decides (and throws).
-    if (lineEnd < 12) return parseResponseHead(buf.toString('latin1', 0, end));
+  let lineEnd = 0;
+  while (lineEnd < end && !(buf[lineEnd] === 0x0d && buf[lineEnd + 1] === 0x0a)) lineEnd++;
+  if (lineEnd < 12) return parseResponseHead(buf.toString('latin1', 0, end)); // the string parser decides (and throws)
+  if (
+    buf[0] !== 0x48 || // H
+    buf[1] !== 0x54 || // T
+    buf[2] !== 0x54 || // T
+    buf[3] !== 0x50 || // P
+    buf[4] !== 0x2f || // /
+    buf[5] !== 0x31 || // 1
+    buf[6] !== 0x2e || // .
+    buf[8] !== 0x20
+  ) {
     throw new HttpParseError('malformed status line', 502);
   }
   const minorVersion = (buf[7] as number) - 0x30;
@@ -274,6 +478,9 @@ export function parseResponseHeadBytes(buf: Buffer, end: number): ResponseFacts 
   if (d0 < 0 || d0 > 9 || d1 < 0 || d1 > 9 || d2 < 0 || d2 > 9) throw new HttpParseError('malformed status', 502);
   const status = d0 * 100 + d1 * 10 + d2;
   if (status < 100) throw new HttpParseError('malformed status', 502);
+  // Content-Length values that are plain digits are read here; the other framing headers
+  // go through framingOf as strings.
+  let contentLength = -1;
   let names: string[] | undefined;
   let values: string[] | undefined;
   let pos = lineEnd + 2;
@@ -298,24 +505,41 @@ export function parseResponseHeadBytes(buf: Buffer, end: number): ResponseFacts 
       if (TOKEN_BYTE[buf[k] as number] !== 1) throw new HttpParseError('invalid header name');
     }
     const n = colon - pos;
-    const name =
-      n === 14 && nameIs(buf, pos, n, 'content-length')
-        ? 'content-length'
-        : n === 17 && nameIs(buf, pos, n, 'transfer-encoding')
+    if (n === 14 && nameIs(buf, pos, n, 'content-length')) {
+      const length = plainDigits(buf, colon + 1, i);
+      // Anything but plain digits agreeing with earlier ones: the string parser decides.
+      if (length < 0 || (contentLength >= 0 && contentLength !== length)) {
+        const r = parseResponseHead(buf.toString('latin1', 0, end));
+        return {
+          status: r.status,
+          minorVersion: r.minorVersion,
+          connectionClose: r.connectionClose,
+          contentLength: r.contentLength,
+          chunked: r.chunked,
+        };
+      }
+      contentLength = length;
+    } else {
+      const name =
+        n === 17 && nameIs(buf, pos, n, 'transfer-encoding')
           ? 'transfer-encoding'
           : n === 10 && nameIs(buf, pos, n, 'connection')
             ? 'connection'
             : undefined;
-    if (name !== undefined) {
-      names ??= [];
-      values ??= [];
-      names.push(name);
-      values.push(buf.toString('latin1', colon + 1, i).trim());
+      if (name !== undefined) {
+        names ??= [];
+        values ??= [];
+        names.push(name);
+        values.push(buf.toString('latin1', colon + 1, i).trim());
+      }
     }
     lineEnd = i;
     pos = i + 2;
   }
-  const f = framingOf({ lines: [], names: names ?? [], values: values ?? [] }, false);
+  if (names === undefined) {
+    return { status, minorVersion, connectionClose: minorVersion === 0, contentLength, chunked: false };
+  }
+  const f = framingOf({ lines: [], names, values: values ?? [] }, false, contentLength);
   return {
     status,
     minorVersion,
@@ -325,8 +549,23 @@ export function parseResponseHeadBytes(buf: Buffer, end: number): ResponseFacts 
   };
 }
 
-const CRLF = Buffer.from('\r\n');
-const HTTP_1 = Buffer.from('HTTP/1.');
+/**
+ * The value of buf[from, to) as a number when it is 1–15 digits between optional spaces
+ * and tabs (what DIGITS accepts after trimming); -1 for anything else.
+ */
+function plainDigits(buf: Buffer, from: number, to: number): number {
+  while (from < to && (buf[from] === 0x20 || buf[from] === 0x09)) from++;
+  while (to > from && (buf[to - 1] === 0x20 || buf[to - 1] === 0x09)) to--;
+  const n = to - from;
+  if (n < 1 || n > 15) return -1;
+  let value = 0;
+  for (let i = from; i < to; i++) {
+    const d = (buf[i] as number) - 0x30;
+    if (d < 0 || d > 9) return -1;
+    value = value * 10 + d;
+  }
+  return value;
+}
 
 /** How the body of a response to `method` with this head is delimited (RFC 9112 §6.3). */
 export function responseFraming(method: string, head: ResponseFacts): BodyFraming {

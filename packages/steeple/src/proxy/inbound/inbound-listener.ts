@@ -13,7 +13,14 @@
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import tls from 'node:tls';
 import { authorizeAny, getPeerId, mtlsServerOptions, type SpiffeError, serveMtls } from '@steeple/spiffe';
-import { jsonMillis, serializeExchange, serializePartyFields, serializeTlsFields } from '../audit/audit-log.js';
+import type { Decision, RequestAttributes } from '@steeple/spiffe/policy';
+import {
+  encodeFields,
+  jsonMillis,
+  serializeExchange,
+  serializePartyFields,
+  serializeTlsFields,
+} from '../audit/audit-log.js';
 import type { InboundConfig } from '../config.js';
 import { type ExchangeOutcome, Http1Relay } from '../http1/http1-relay.js';
 import type { RequestHead } from '../http1/message-head.js';
@@ -22,6 +29,7 @@ import {
   auditRecord,
   countDecision,
   decisionFields,
+  encodedDecisionFields,
   handshakeFailureReason,
   type ListenerContext,
   ownId,
@@ -33,7 +41,6 @@ import {
 import { drain } from '../net/drain.js';
 import { IdleSweeper } from '../net/idle-sweeper.js';
 import { splice } from '../net/splice.js';
-import type { Decision, RequestAttributes } from '../policy/attributes.js';
 import { AppConnection, connectPlain } from '../upstream/app-connection.js';
 
 /** The identity header forwarded to the app (Envoy's name and format). */
@@ -58,10 +65,10 @@ interface Caller {
 interface RecordParts {
   /** Our ID when the parts were made (an identity change with a new ID makes new ones). */
   readonly ownId: string;
-  /** type … peer_address. */
-  readonly head: string;
-  /** tls_version, tls_cipher. */
-  readonly tail: string;
+  /** type … peer_address, encoded. */
+  readonly head: Buffer;
+  /** tls_version, tls_cipher, encoded. */
+  readonly tail: Buffer;
 }
 
 function headerLookup(head: RequestHead): (name: string) => string | undefined {
@@ -391,23 +398,48 @@ export class InboundListener {
     if (parts === undefined || parts.ownId !== me) {
       parts = {
         ownId: me,
-        head: serializePartyFields({
-          type: 'request',
-          listener: this.config.name,
-          direction: 'inbound',
-          source_id: c.principal ?? UNAUTHENTICATED,
-          destination_id: me,
-          peer_address: c.peer,
-        }),
-        tail: serializeTlsFields({ tls_version: c.tls?.tls_version, tls_cipher: c.tls?.tls_cipher }),
+        head: encodeFields(
+          serializePartyFields({
+            type: 'request',
+            listener: this.config.name,
+            direction: 'inbound',
+            source_id: c.principal ?? UNAUTHENTICATED,
+            destination_id: me,
+            peer_address: c.peer,
+          }),
+        ),
+        tail: encodeFields(serializeTlsFields({ tls_version: c.tls?.tls_version, tls_cipher: c.tls?.tls_cipher })),
       };
       c.recordParts = parts;
     }
-    audit.writeFields(
-      parts.head +
-        decisionFields(o.decision, o.error) +
-        serializeExchange(o.method, o.path, o.host, o.status, o.bytesReceived, o.bytesSent, jsonMillis(o.durationMs)) +
-        parts.tail,
+    if (o.error !== undefined) {
+      audit.writeFields(
+        parts.head.toString('utf8') +
+          decisionFields(o.decision, o.error) +
+          serializeExchange(
+            o.method,
+            o.path,
+            o.host,
+            o.status,
+            o.bytesReceived,
+            o.bytesSent,
+            jsonMillis(o.durationMs),
+          ) +
+          parts.tail.toString('utf8'),
+      );
+      return;
+    }
+    audit.writeRequest(
+      parts.head,
+      encodedDecisionFields(o.decision),
+      o.method,
+      o.path,
+      o.host,
+      o.status,
+      o.bytesReceived,
+      o.bytesSent,
+      o.durationMs,
+      parts.tail,
     );
   }
 
