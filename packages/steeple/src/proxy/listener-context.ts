@@ -140,21 +140,6 @@ export function decisionFields(d: Decision | undefined, reason: string | undefin
   return json;
 }
 
-const decisionBytes = new WeakMap<Decision, Buffer>();
-const NO_DECISION = Buffer.from(serializeDecisionFields(decisionPart(undefined, undefined, undefined)), 'utf8');
-
-/** {@link decisionFields} without an overriding reason, encoded; cached per shared (frozen) decision. */
-export function encodedDecisionFields(d: Decision | undefined): Buffer {
-  if (d === undefined) return NO_DECISION;
-  if (!Object.isFrozen(d)) return Buffer.from(decisionFields(d, undefined), 'utf8');
-  let bytes = decisionBytes.get(d);
-  if (bytes === undefined) {
-    bytes = Buffer.from(decisionFields(d, undefined), 'utf8');
-    decisionBytes.set(d, bytes);
-  }
-  return bytes;
-}
-
 /** Whether a record with this decision is written under the configured record selection. */
 export function shouldAudit(ctx: ListenerContext, d: Decision | undefined): boolean {
   if (ctx.audit === undefined) return false;

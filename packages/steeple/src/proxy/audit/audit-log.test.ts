@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import {
   AuditLog,
   type AuditRecord,
-  encodeFields,
+  encodeRequestParts,
   jsonMillis,
   serializeAuditFields,
   serializeDecisionFields,
@@ -201,8 +201,7 @@ describe('audit record serialization', () => {
           tail,
       );
       b.writeRequest(
-        encodeFields(head),
-        encodeFields(decision),
+        encodeRequestParts(head, decision, tail),
         method,
         path,
         host,
@@ -210,7 +209,6 @@ describe('audit record serialization', () => {
         r.bytes_received,
         r.bytes_sent,
         r.duration_ms,
-        encodeFields(tail),
       );
     }
     a.close();

@@ -175,35 +175,28 @@ export function serializeAuditFields(r: AuditRecord): string {
 }
 
 /** "000" … "999": the milliseconds of a timestamp. */
-const MILLIS = Array.from({ length: 1000 }, (_, i) => String(i).padStart(3, '0'));
-const ascii = (text: string) => Buffer.from(text, 'latin1');
-const TIME_OPEN = ascii('{"time":"');
-const TIME_CLOSE = ascii('Z",');
-const F_METHOD = ascii(',"method":');
-const F_PATH = ascii(',"path":');
-const F_HOST = ascii(',"host":');
-const F_STATUS = ascii(',"status":');
-const F_RECEIVED = ascii(',"bytes_received":');
-const F_SENT = ascii(',"bytes_sent":');
-const F_DURATION = ascii(',"duration_ms":');
+const MILLIS: readonly string[] = Array.from({ length: 1000 }, (_, i) => String(i).padStart(3, '0'));
 
-/** Serialized fields (from the serialize* functions) encoded once, for {@link AuditLog.writeRequest}. */
-export function encodeFields(fields: string): Buffer {
-  return Buffer.from(fields, 'utf8');
+/**
+ * The constant parts of a request record, encoded once (per connection and decision):
+ * `mid` runs from the end of the time to the method's value, `end` from the duration's
+ * value to the end of the line.
+ */
+export interface EncodedRequestParts {
+  readonly mid: Buffer;
+  readonly end: Buffer;
 }
 
-function text(b: Buffer): string {
-  return b.toString('utf8');
-}
-
-/** Copies `src[0, n)` into `buf` at `p`; returns the new end. Short parts are copied by a loop (no native call). */
-function putBytes(buf: Buffer, p: number, src: Buffer, n = src.length): number {
-  if (n > 64) {
-    src.copy(buf, p, 0, n);
-    return p + n;
-  }
-  for (let i = 0; i < n; i++) buf[p + i] = src[i] as number;
-  return p + n;
+/**
+ * Encodes the constant parts of request records: `head` (type … peer_address, from
+ * serializePartyFields), `decision` (from serializeDecisionFields) and `tail` (from
+ * serializeTlsFields), for {@link AuditLog.writeRequest}.
+ */
+export function encodeRequestParts(head: string, decision: string, tail: string): EncodedRequestParts {
+  return {
+    mid: Buffer.from(`Z",${head}${decision},"method":`, 'utf8'),
+    end: Buffer.from(`${tail}}\n`, 'utf8'),
+  };
 }
 
 /** Writes an ASCII string known to need no escaping. */
@@ -308,8 +301,8 @@ export class AuditLog {
   /** The current second as `YYYY-MM-DDTHH:MM:SS.` (text and bytes), made once per second. */
   #second = Number.NaN;
   #secondText = '';
-  readonly #secondBytes = Buffer.alloc(32);
-  #secondLength = 0;
+  /** `{"time":"` and the current second, encoded. */
+  #timeOpen = Buffer.alloc(0);
 
   #toSecond(ms: number): void {
     const second = Math.floor(ms / 1000);
@@ -317,7 +310,7 @@ export class AuditLog {
     this.#second = second;
     const iso = new Date(second * 1000).toISOString();
     this.#secondText = iso.slice(0, -4);
-    this.#secondLength = this.#secondBytes.write(this.#secondText, 0, 'latin1');
+    this.#timeOpen = Buffer.from(`{"time":"${this.#secondText}`, 'latin1');
   }
 
   /** The time as ISO 8601 with milliseconds; the date and time of day are formatted once per second. */
@@ -328,15 +321,13 @@ export class AuditLog {
   }
 
   /**
-   * Appends one request record from its parts, encoding straight into the batch buffer
-   * (what {@link writeFields} would write for `head + decision + exchange fields + tail`).
-   * `head`, `decision` and `tail` are the pre-encoded constant parts (see {@link encodeFields});
-   * only the time, method, path, host and numbers are encoded per request, without
-   * building the line as a string first.
+   * Appends one request record, encoding straight into the batch buffer: the same line
+   * {@link writeFields} would write for the serialized parts and exchange fields, but
+   * the constant parts are copied as bytes (see {@link encodeRequestParts}) and only the
+   * time, method, path, host and numbers are encoded per request.
    */
   writeRequest(
-    head: Buffer,
-    decision: Buffer,
+    parts: EncodedRequestParts,
     method: string,
     path: string,
     host: string,
@@ -344,19 +335,20 @@ export class AuditLog {
     bytesReceived: number,
     bytesSent: number,
     durationMs: number,
-    tail: Buffer,
   ): void {
     if (this.#closed) return;
     // Worst case: every character of the strings escaped as \uXXXX, numbers at 24 bytes each.
-    const need = 200 + head.length + decision.length + tail.length + 6 * (method.length + path.length + host.length);
+    const need = 200 + parts.mid.length + parts.end.length + 6 * (method.length + path.length + host.length);
     if (this.#length + need > FLUSH_AT_BYTES) {
       this.flush();
       if (need > FLUSH_AT_BYTES) {
+        const mid = parts.mid.toString('utf8');
+        const end = parts.end.toString('utf8');
+        // mid is `Z",<fields>,"method":` and end is `<fields>}\n`: unwrap them for writeFields.
         this.writeFields(
-          text(head) +
-            text(decision) +
+          mid.slice(3, -10) +
             serializeExchange(method, path, host, status, bytesReceived, bytesSent, jsonMillis(durationMs)) +
-            text(tail),
+            end.slice(0, -2),
         );
         return;
       }
@@ -365,30 +357,31 @@ export class AuditLog {
     const ms = Date.now();
     this.#toSecond(ms);
     let p = this.#length;
-    p = putBytes(buf, p, TIME_OPEN);
-    p = putBytes(buf, p, this.#secondBytes, this.#secondLength);
-    p = putAscii(buf, p, MILLIS[ms % 1000] as string);
-    p = putBytes(buf, p, TIME_CLOSE);
-    p = putBytes(buf, p, head);
-    p = putBytes(buf, p, decision);
-    p = putBytes(buf, p, F_METHOD);
+    const open = this.#timeOpen;
+    buf.set(open, p);
+    p += open.length;
+    const millis = ms % 1000;
+    buf[p] = 0x30 + Math.floor(millis / 100);
+    buf[p + 1] = 0x30 + (Math.floor(millis / 10) % 10);
+    buf[p + 2] = 0x30 + (millis % 10);
+    p += 3;
+    buf.set(parts.mid, p);
+    p += parts.mid.length;
     p = putJsonString(buf, p, method);
-    p = putBytes(buf, p, F_PATH);
+    p = putAscii(buf, p, ',"path":');
     p = putJsonString(buf, p, path);
-    p = putBytes(buf, p, F_HOST);
+    p = putAscii(buf, p, ',"host":');
     p = putJsonString(buf, p, host);
-    p = putBytes(buf, p, F_STATUS);
+    p = putAscii(buf, p, ',"status":');
     p = putNumber(buf, p, status);
-    p = putBytes(buf, p, F_RECEIVED);
+    p = putAscii(buf, p, ',"bytes_received":');
     p = putNumber(buf, p, bytesReceived);
-    p = putBytes(buf, p, F_SENT);
+    p = putAscii(buf, p, ',"bytes_sent":');
     p = putNumber(buf, p, bytesSent);
-    p = putBytes(buf, p, F_DURATION);
+    p = putAscii(buf, p, ',"duration_ms":');
     p = putMillis(buf, p, durationMs);
-    p = putBytes(buf, p, tail);
-    buf[p++] = 0x7d; // }
-    buf[p++] = 0x0a; // \n
-    this.#length = p;
+    buf.set(parts.end, p);
+    this.#length = p + parts.end.length;
     if (this.#timer === undefined) {
       this.#timer = setTimeout(() => this.flush(), this.#options.flushIntervalMs);
       this.#timer.unref();

@@ -258,11 +258,14 @@ function framingHeader(buf: Buffer, from: number, n: number): string | undefined
 class BytesRequestHead implements RequestHead {
   readonly #raw: Buffer;
   readonly #headersFrom: number;
+  /** Bit (n & 31) is set when a header name of length n is present: most look-ups end here. */
+  readonly #nameLengths: number;
   #fields: HeaderFields | undefined;
 
   constructor(
     raw: Buffer,
     headersFrom: number,
+    nameLengths: number,
     readonly method: string,
     readonly target: string,
     readonly minorVersion: number,
@@ -273,6 +276,7 @@ class BytesRequestHead implements RequestHead {
   ) {
     this.#raw = raw;
     this.#headersFrom = headersFrom;
+    this.#nameLengths = nameLengths;
   }
 
   #split(): HeaderFields {
@@ -296,8 +300,9 @@ class BytesRequestHead implements RequestHead {
   }
 
   hasHeader(lowerCaseName: string): boolean {
-    const raw = this.#raw;
     const n = lowerCaseName.length;
+    if ((this.#nameLengths & (1 << (n & 31))) === 0) return false;
+    const raw = this.#raw;
     let pos = this.#headersFrom;
     while (pos < raw.length) {
       if (raw[pos + n] === 0x3a && nameIs(raw, pos, n, lowerCaseName)) return true;
@@ -356,6 +361,7 @@ export function parseRequestHeadBytes(buf: Buffer, start: number, end: number): 
   const headersFrom = lineEnd + 2;
   const names: string[] = [];
   const values: string[] = [];
+  let nameLengths = 0;
   let pos = headersFrom;
   while (pos <= end && lineEnd < end) {
     let i = pos;
@@ -376,6 +382,7 @@ export function parseRequestHeadBytes(buf: Buffer, start: number, end: number): 
     for (let k = pos; k < colon; k++) {
       if (TOKEN_BYTE[buf[k] as number] !== 1) throw new HttpParseError('invalid header name');
     }
+    nameLengths |= 1 << ((colon - pos) & 31);
     const name = framingHeader(buf, pos, colon - pos);
     if (name !== undefined) {
       names.push(name);
@@ -396,6 +403,7 @@ export function parseRequestHeadBytes(buf: Buffer, start: number, end: number): 
   return new BytesRequestHead(
     buf.subarray(start, end),
     headersFrom - start,
+    nameLengths,
     method,
     target,
     minorVersion,

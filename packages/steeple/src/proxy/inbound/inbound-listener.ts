@@ -15,7 +15,8 @@ import tls from 'node:tls';
 import { authorizeAny, getPeerId, mtlsServerOptions, type SpiffeError, serveMtls } from '@steeple/spiffe';
 import type { Decision, RequestAttributes } from '@steeple/spiffe/policy';
 import {
-  encodeFields,
+  type EncodedRequestParts,
+  encodeRequestParts,
   jsonMillis,
   serializeExchange,
   serializePartyFields,
@@ -29,7 +30,6 @@ import {
   auditRecord,
   countDecision,
   decisionFields,
-  encodedDecisionFields,
   handshakeFailureReason,
   type ListenerContext,
   ownId,
@@ -60,15 +60,20 @@ interface Caller {
   readonly peer: string;
   /** The parts of this connection's request records that do not change, serialized at its first request. */
   recordParts?: RecordParts;
+  /** The connection's addresses as policy attributes, read from the socket once. */
+  addresses?: { readonly sourceIp: string; readonly destinationIp: string; readonly destinationPort: number };
 }
 
 interface RecordParts {
   /** Our ID when the parts were made (an identity change with a new ID makes new ones). */
   readonly ownId: string;
-  /** type … peer_address, encoded. */
-  readonly head: Buffer;
-  /** tls_version, tls_cipher, encoded. */
-  readonly tail: Buffer;
+  /** type … peer_address. */
+  readonly head: string;
+  /** tls_version, tls_cipher. */
+  readonly tail: string;
+  /** The encoded constant parts for the last decision seen (decisions are shared per policy rule). */
+  encodedFor?: Decision | undefined;
+  encoded?: EncodedRequestParts;
 }
 
 function headerLookup(head: RequestHead): (name: string) => string | undefined {
@@ -298,13 +303,22 @@ export class InboundListener {
     host?: string,
     header?: (name: string) => string | undefined,
   ): RequestAttributes {
+    let a = c.addresses;
+    if (a === undefined) {
+      a = {
+        sourceIp: c.socket.remoteAddress ?? '',
+        destinationIp: c.socket.localAddress ?? '',
+        destinationPort: c.socket.localPort ?? 0,
+      };
+      c.addresses = a;
+    }
     return {
       kind,
       listener: this.config.name,
       principal: c.principal,
-      sourceIp: c.socket.remoteAddress ?? '',
-      destinationIp: c.socket.localAddress ?? '',
-      destinationPort: c.socket.localPort ?? 0,
+      sourceIp: a.sourceIp,
+      destinationIp: a.destinationIp,
+      destinationPort: a.destinationPort,
       sni: c.sni,
       method,
       path,
@@ -398,23 +412,21 @@ export class InboundListener {
     if (parts === undefined || parts.ownId !== me) {
       parts = {
         ownId: me,
-        head: encodeFields(
-          serializePartyFields({
-            type: 'request',
-            listener: this.config.name,
-            direction: 'inbound',
-            source_id: c.principal ?? UNAUTHENTICATED,
-            destination_id: me,
-            peer_address: c.peer,
-          }),
-        ),
-        tail: encodeFields(serializeTlsFields({ tls_version: c.tls?.tls_version, tls_cipher: c.tls?.tls_cipher })),
+        head: serializePartyFields({
+          type: 'request',
+          listener: this.config.name,
+          direction: 'inbound',
+          source_id: c.principal ?? UNAUTHENTICATED,
+          destination_id: me,
+          peer_address: c.peer,
+        }),
+        tail: serializeTlsFields({ tls_version: c.tls?.tls_version, tls_cipher: c.tls?.tls_cipher }),
       };
       c.recordParts = parts;
     }
-    if (o.error !== undefined) {
+    if (o.error !== undefined || (o.decision !== undefined && !Object.isFrozen(o.decision))) {
       audit.writeFields(
-        parts.head.toString('utf8') +
+        parts.head +
           decisionFields(o.decision, o.error) +
           serializeExchange(
             o.method,
@@ -425,22 +437,17 @@ export class InboundListener {
             o.bytesSent,
             jsonMillis(o.durationMs),
           ) +
-          parts.tail.toString('utf8'),
+          parts.tail,
       );
       return;
     }
-    audit.writeRequest(
-      parts.head,
-      encodedDecisionFields(o.decision),
-      o.method,
-      o.path,
-      o.host,
-      o.status,
-      o.bytesReceived,
-      o.bytesSent,
-      o.durationMs,
-      parts.tail,
-    );
+    let encoded = parts.encoded;
+    if (encoded === undefined || parts.encodedFor !== o.decision) {
+      encoded = encodeRequestParts(parts.head, decisionFields(o.decision, undefined), parts.tail);
+      parts.encoded = encoded;
+      parts.encodedFor = o.decision;
+    }
+    audit.writeRequest(encoded, o.method, o.path, o.host, o.status, o.bytesReceived, o.bytesSent, o.durationMs);
   }
 
   #identityHeader(c: Caller): string {
