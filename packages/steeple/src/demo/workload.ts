@@ -1,13 +1,14 @@
 /**
  * A demo workload: it knows nothing but SPIFFE_ENDPOINT_SOCKET. `serve` holds an mTLS
- * server that only lets `allowed` in; `call` connects to it; `probe` asks for an identity
- * once. Each prints one JSON line per event for the demo driver.
+ * server that only lets `allowed` in; `call` connects to it; `probe [WAIT_SECONDS]` asks
+ * for an identity (waiting up to WAIT_SECONDS while the agent has none for it yet) and
+ * prints it with its expiry and the trust domains of the bundles that came with it. Each
+ * prints one JSON line per event for the demo driver.
  */
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import {
   authorizeId,
-  createWorkloadApiClient,
   getPeerId,
   mtlsClientOptions,
   mtlsServerOptions,
@@ -15,15 +16,14 @@ import {
   WorkloadApiError,
   X509Source,
 } from '@steeple/spiffe';
+import { probeIdentity } from './identity-probe.js';
 
 const say = (event: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(event)}\n`);
 const [mode, peer, port] = process.argv.slice(2);
 
 if (mode === 'probe') {
-  const client = createWorkloadApiClient();
   try {
-    const ctx = await client.fetchX509Context();
-    say({ event: 'identity', id: ctx.svids[0]?.id.toString() });
+    say({ event: 'identity', ...(await probeIdentity(undefined, Number(peer ?? 0) * 1000)) });
   } catch (err) {
     const e = err as WorkloadApiError;
     say({
@@ -32,8 +32,6 @@ if (mode === 'probe') {
       grpcCode: e.grpcCode,
       message: e.message,
     });
-  } finally {
-    await client.close();
   }
 } else {
   // Several identities for one process (when the demo cannot use separate uids): pick by hint.
