@@ -783,4 +783,34 @@ log_level: warn
       await app.close();
     }
   });
+
+  it('proxy run exits 1 naming audit.path when the audit log cannot be opened (nothing left running)', async () => {
+    const dir = tempDir();
+    const files = writeIdentity(dir, 'b', ca.issueX509Svid(ID_B), bundles);
+    writeFileSync(join(dir, 'policy.yaml'), 'policies: []\n');
+    writeFileSync(
+      join(dir, 'proxy.yaml'),
+      `${identityYaml(files)}inbound:\n  - { name: web, listen: "127.0.0.1:0", target: "127.0.0.1:1", protocol: http }
+policy: { file: policy.yaml }
+audit: { output: file, path: ${join(dir, 'no-such-dir', 'audit.log')} }
+`,
+    );
+    const child = run(['proxy', 'run', '-config', join(dir, 'proxy.yaml')]);
+    let err = '';
+    child.stderr.on('data', (d) => {
+      err += d;
+    });
+    const code = await new Promise<number | null>((r) => {
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        r(null);
+      }, 30_000);
+      child.on('close', (c) => {
+        clearTimeout(timer);
+        r(c);
+      });
+    });
+    assert.equal(code, 1, `the proxy exits by itself with 1 (stderr: ${err})`);
+    assert.match(err, /audit\.path: cannot open the audit log ".*no-such-dir\/audit\.log": ENOENT/);
+  });
 });

@@ -6,6 +6,7 @@
 
 import { X509Source } from '@steeple/spiffe';
 import { PolicyEvaluator } from '@steeple/spiffe/policy';
+import { ConfigError } from '../common/errors.js';
 import { type HealthServer, startHealthServer } from '../common/health-server.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { createMetrics, type Metrics } from '../common/metrics.js';
@@ -77,120 +78,145 @@ export async function startProxy(options: StartProxyOptions): Promise<RunningPro
   const metrics = createMetrics({ collectProcessMetrics: true });
   const proxyMetrics = new ProxyMetrics(metrics);
   const closers: (() => unknown)[] = [];
-
-  let identity: IdentitySource;
-  if (options.identity !== undefined) identity = options.identity;
-  else if (config.identity.files !== undefined) {
-    const files = FileIdentity.open(config.identity.files, logger);
-    files.onChange(() => proxyMetrics.identityReloads.inc({ result: 'ok' }));
-    closers.push(() => files.close());
-    identity = files;
-  } else {
-    const source = await workloadApiIdentity(config, options.env ?? process.env, logger);
-    source.onUpdate(() => proxyMetrics.identityReloads.inc({ result: 'ok' }));
-    closers.push(() => source.close());
-    identity = source;
-  }
-
-  let policyStore: PolicyStore | undefined;
-  if (config.policy.file !== undefined) {
-    policyStore = PolicyStore.open({
-      file: config.policy.file,
-      pollIntervalMs: config.policy.poll_interval * 1000,
-      logger,
-      onReload: (ok) => proxyMetrics.policyReloads.inc({ result: ok ? 'ok' : 'rejected' }),
-    });
-    closers.push(() => policyStore?.close());
-  }
-  const allowAll = PolicyEvaluator.allowAll();
-  const store = policyStore;
-
-  const auditConfig = config.audit;
-  const audit =
-    auditConfig.output === 'none'
-      ? undefined
-      : new AuditLog({
-          output:
-            auditConfig.output === 'stdout'
-              ? 'stdout'
-              : {
-                  path: auditConfig.path as string,
-                  maxSizeBytes: auditConfig.max_size_bytes,
-                  maxFiles: auditConfig.max_files,
-                },
-          flushIntervalMs: auditConfig.flush_interval_ms,
-          onError: (err) => logger.error({ reason: err.message }, 'audit log write failed'),
-        });
-
-  const ctx: ListenerContext = {
-    identity,
-    policy: store === undefined ? () => allowAll : () => store.current,
-    audit,
-    auditRecords: auditConfig.records,
-    metrics: proxyMetrics,
-    logger,
-  };
-
-  const inbound = config.inbound.map((c) => new InboundListener(c, ctx));
-  const outbound = config.outbound.map((c) => new OutboundListener(c, ctx));
-  const ports = new Map<string, number>();
   const started: { close(graceMs?: number): Promise<void> }[] = [];
+  let audit: AuditLog | undefined;
+  let closed = false;
   const shutdown = async (graceMs = 0) => {
+    if (closed) return;
+    closed = true;
     await Promise.all(started.map((l) => l.close(graceMs)));
     for (const close of closers.reverse()) await close();
     audit?.close();
   };
   try {
-    for (const l of [...inbound, ...outbound]) {
-      ports.set(l.config.name, await l.start());
-      started.push(l);
-    }
+    return await start();
   } catch (err) {
+    // Whatever started before the failure (identity watch, policy poll, listeners) stops,
+    // so a proxy that cannot start exits instead of idling without listeners.
     await shutdown();
     throw err;
   }
 
-  let health: HealthServer | undefined;
-  let prometheus: HealthServer | undefined;
-  const readiness = () => {
-    try {
-      identity.getX509Svid();
-      return { ready: true };
-    } catch (err) {
-      return { ready: false, reason: `no identity: ${(err as Error).message}` };
+  async function start(): Promise<RunningProxy> {
+    let identity: IdentitySource;
+    if (options.identity !== undefined) identity = options.identity;
+    else if (config.identity.files !== undefined) {
+      const files = FileIdentity.open(config.identity.files, logger);
+      files.onChange(() => proxyMetrics.identityReloads.inc({ result: 'ok' }));
+      closers.push(() => files.close());
+      identity = files;
+    } else {
+      const source = await workloadApiIdentity(config, options.env ?? process.env, logger);
+      source.onUpdate(() => proxyMetrics.identityReloads.inc({ result: 'ok' }));
+      closers.push(() => source.close());
+      identity = source;
     }
-  };
-  const hc = config.health_checks;
-  if (hc.listener_enabled) {
-    health = await startHealthServer({
-      host: hc.bind_address,
-      port: hc.bind_port,
-      livePath: hc.live_path,
-      readyPath: hc.ready_path,
-      registry: metrics.registry,
-      readiness,
-      logger,
-    });
-    closers.push(() => health?.close());
-  }
-  const prom = config.telemetry.prometheus;
-  if (prom !== undefined) {
-    prometheus = await startHealthServer({
-      host: prom.host,
-      port: prom.port,
-      registry: metrics.registry,
-      readiness,
-      logger,
-    });
-    closers.push(() => prometheus?.close());
-  }
 
-  return {
-    ports,
-    healthUrl: health?.url,
-    metricsUrl: prometheus?.url,
-    metrics,
-    reloadPolicy: () => store?.reload() ?? false,
-    close: shutdown,
-  };
+    let policyStore: PolicyStore | undefined;
+    if (config.policy.file !== undefined) {
+      policyStore = PolicyStore.open({
+        file: config.policy.file,
+        pollIntervalMs: config.policy.poll_interval * 1000,
+        logger,
+        onReload: (ok) => proxyMetrics.policyReloads.inc({ result: ok ? 'ok' : 'rejected' }),
+      });
+      closers.push(() => policyStore?.close());
+    }
+    const allowAll = PolicyEvaluator.allowAll();
+    const store = policyStore;
+
+    const auditConfig = config.audit;
+    audit =
+      auditConfig.output === 'none'
+        ? undefined
+        : openAuditLog(
+            {
+              output:
+                auditConfig.output === 'stdout'
+                  ? 'stdout'
+                  : {
+                      path: auditConfig.path as string,
+                      maxSizeBytes: auditConfig.max_size_bytes,
+                      maxFiles: auditConfig.max_files,
+                    },
+              flushIntervalMs: auditConfig.flush_interval_ms,
+              onError: (err) => logger.error({ reason: err.message }, 'audit log write failed'),
+            },
+            auditConfig.path,
+          );
+
+    const ctx: ListenerContext = {
+      identity,
+      policy: store === undefined ? () => allowAll : () => store.current,
+      audit,
+      auditRecords: auditConfig.records,
+      metrics: proxyMetrics,
+      logger,
+    };
+
+    const inbound = config.inbound.map((c) => new InboundListener(c, ctx));
+    const outbound = config.outbound.map((c) => new OutboundListener(c, ctx));
+    const ports = new Map<string, number>();
+    for (const l of [...inbound, ...outbound]) {
+      ports.set(l.config.name, await l.start());
+      started.push(l);
+    }
+
+    let health: HealthServer | undefined;
+    let prometheus: HealthServer | undefined;
+    const readiness = () => {
+      try {
+        identity.getX509Svid();
+        return { ready: true };
+      } catch (err) {
+        return { ready: false, reason: `no identity: ${(err as Error).message}` };
+      }
+    };
+    const hc = config.health_checks;
+    if (hc.listener_enabled) {
+      health = await startHealthServer({
+        host: hc.bind_address,
+        port: hc.bind_port,
+        livePath: hc.live_path,
+        readyPath: hc.ready_path,
+        registry: metrics.registry,
+        readiness,
+        logger,
+      });
+      closers.push(() => health?.close());
+    }
+    const prom = config.telemetry.prometheus;
+    if (prom !== undefined) {
+      prometheus = await startHealthServer({
+        host: prom.host,
+        port: prom.port,
+        registry: metrics.registry,
+        readiness,
+        logger,
+      });
+      closers.push(() => prometheus?.close());
+    }
+
+    return {
+      ports,
+      healthUrl: health?.url,
+      metricsUrl: prometheus?.url,
+      metrics,
+      reloadPolicy: () => store?.reload() ?? false,
+      close: shutdown,
+    };
+  }
+}
+
+/** Opens the audit log; a file that cannot be opened is a startup error naming the file. */
+function openAuditLog(options: ConstructorParameters<typeof AuditLog>[0], path: string | undefined): AuditLog {
+  try {
+    return new AuditLog(options);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new ConfigError(
+      [{ path: 'audit.path', message: `cannot open the audit log "${path}": ${e.code ?? ''} ${e.message}`.trim() }],
+      { code: 'ERR_CONFIG_UNREADABLE', cause: err },
+    );
+  }
 }
