@@ -7,6 +7,7 @@ import { benchAgent } from './agent.js';
 import { benchCa } from './ca.js';
 import { benchDatastore } from './datastore.js';
 import { benchProxy } from './proxy.js';
+import { benchProxyInstructions } from './proxy-instructions.js';
 import { benchSdk } from './sdk.js';
 import { printTable, type Row } from './table.js';
 
@@ -15,6 +16,10 @@ const areas: Record<string, { title: string; run: () => Promise<Row[]> }> = {
   ca: { title: 'CA: X.509-SVID and JWT-SVID signing (one core)', run: benchCa },
   agent: { title: 'Agent: Workload API latency, entry propagation, memory', run: benchAgent },
   proxy: { title: 'mTLS proxy: Steeple vs nginx, HAProxy, node:tls pipe', run: benchProxy },
+  'proxy-instructions': {
+    title: 'mTLS proxy: user-space instructions per keep-alive request (callgrind; steady on a busy machine)',
+    run: benchProxyInstructions,
+  },
   datastore: { title: 'Server datastore: 100,000 entries on SQLite and PostgreSQL', run: benchDatastore },
 };
 

@@ -17,13 +17,9 @@ const v8Flags =
   args[0] === 'proxy' && !(process.env.NODE_OPTIONS ?? '').includes('--max-semi-space-size')
     ? ['--max-semi-space-size=4']
     : [];
-const child = spawn(
-  process.execPath,
-  [...v8Flags, '--conditions=steeple-source', '--import', 'tsx', main, ...args],
-  {
-    stdio: 'inherit',
-  },
-);
+const child = spawn(process.execPath, [...v8Flags, '--conditions=steeple-source', '--import', 'tsx', main, ...args], {
+  stdio: 'inherit',
+});
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.on(signal, () => {
     if (child.exitCode === null && child.signalCode === null) child.kill(signal);

@@ -1,0 +1,239 @@
+/**
+ * Instructions per keep-alive request, counted by valgrind's callgrind: the proxy's user
+ * space work (JavaScript, V8, libuv, OpenSSL) for one request through it, the same on a
+ * busy or a quiet machine. Wall-clock figures on a shared 2-core machine swing by ±30 %
+ * from run to run; this one moves by a few percent, so it is the figure to compare
+ * changes with. Kernel work (TCP, syscalls) is not counted — it is the same for every row.
+ *
+ * Each row runs the proxy under callgrind with instrumentation off, warms it up with
+ * 3,000 requests on 10 connections, then counts 1,000 more requests on 10 open
+ * connections. The backend answers in the load generator's process.
+ *
+ * Run: `npm run bench -- proxy-instructions` (needs valgrind: `apt-get install valgrind`).
+ * @module
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, connect as netConnect, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import tls from 'node:tls';
+import { createTestCa } from '@steeple/spiffe/testing';
+import { fmt, type Row } from './table.js';
+
+const ROOT = resolve(import.meta.dirname, '..');
+const PROXY_MAIN = process.env['BENCH_PROXY_MAIN'] ?? join(ROOT, 'packages/steeple/test/support/proxy-main.ts');
+const CONNECTIONS = 10;
+const WARM_REQUESTS = 3000;
+const COUNTED_REQUESTS = 1000;
+const BODY = 'hello from the backend\n';
+
+const PIPE = `import fs from 'node:fs'; import net from 'node:net'; import tls from 'node:tls';
+const [port, backend, cert, key, ca] = process.argv.slice(2);
+const server = tls.createServer({ cert: fs.readFileSync(cert), key: fs.readFileSync(key), ca: fs.readFileSync(ca),
+  requestCert: true, rejectUnauthorized: true }, (s) => {
+  const b = net.connect({ port: Number(backend), host: '127.0.0.1', noDelay: true });
+  s.setNoDelay(true); s.pipe(b); b.pipe(s);
+  s.on('error', () => b.destroy()); b.on('error', () => s.destroy());
+});
+server.listen(Number(port), '127.0.0.1');
+`;
+
+function hasValgrind(): boolean {
+  try {
+    execFileSync('sh', ['-c', 'command -v valgrind && command -v callgrind_control'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((r) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => r(p));
+    });
+  });
+}
+
+async function waitForPort(port: number, child: ChildProcess, stderr: () => string): Promise<void> {
+  const deadline = Date.now() + 180_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`the proxy under callgrind exited: ${stderr().trim()}`);
+    const ok = await new Promise<boolean>((r) => {
+      const s = netConnect(port, '127.0.0.1');
+      s.once('connect', () => {
+        s.destroy();
+        r(true);
+      });
+      s.once('error', () => r(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`the proxy under callgrind did not listen: ${stderr().trim()}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+interface Setup {
+  readonly dir: string;
+  readonly cert: string;
+  readonly key: string;
+  readonly caPem: string;
+  readonly secureContext: tls.SecureContext;
+  readonly backendPort: number;
+}
+
+/** Counts the proxy's instructions per request for one contender. */
+async function count(s: Setup, name: string, args: (port: number) => string[]): Promise<number> {
+  const port = await freePort();
+  const out = join(s.dir, `${name.replace(/\W+/g, '-')}.callgrind`);
+  const child = spawn(
+    'valgrind',
+    ['--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${out}`, process.execPath, ...args(port)],
+    { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let stderr = '';
+  child.stderr?.on('data', (d) => {
+    stderr = (stderr + d).slice(-4000);
+  });
+  try {
+    await waitForPort(port, child, () => stderr);
+    const open = () =>
+      new Promise<tls.TLSSocket>((done, fail) => {
+        const so = tls.connect({
+          host: '127.0.0.1',
+          port,
+          secureContext: s.secureContext,
+          checkServerIdentity: () => undefined,
+          ALPNProtocols: ['http/1.1'],
+        });
+        so.once('secureConnect', () => done(so));
+        so.once('error', fail);
+      });
+    const request = Buffer.from('GET /api/items HTTP/1.1\r\nhost: bench\r\nuser-agent: steeple-bench\r\n\r\n');
+    const once = (so: tls.TLSSocket) =>
+      new Promise<void>((done, fail) => {
+        let got = '';
+        const onData = (d: Buffer) => {
+          got += d.toString('latin1');
+          if (got.endsWith(BODY)) {
+            so.off('data', onData);
+            so.off('error', fail);
+            done();
+          }
+        };
+        so.on('data', onData);
+        so.once('error', fail);
+        so.write(request);
+      });
+    const sockets = await Promise.all(Array.from({ length: CONNECTIONS }, open));
+    for (let i = 0; i < WARM_REQUESTS / CONNECTIONS; i++) await Promise.all(sockets.map(once));
+    execFileSync('callgrind_control', ['-i', 'on', String(child.pid)], { stdio: 'ignore' });
+    for (let i = 0; i < COUNTED_REQUESTS / CONNECTIONS; i++) await Promise.all(sockets.map(once));
+    execFileSync('callgrind_control', ['-i', 'off', String(child.pid)], { stdio: 'ignore' });
+    execFileSync('callgrind_control', ['-d', String(child.pid)], { stdio: 'ignore' });
+    for (const so of sockets) so.destroy();
+    let total = 0;
+    for (const f of readdirSync(s.dir).filter((n) => n.startsWith(`${name.replace(/\W+/g, '-')}.callgrind`))) {
+      const m = /^totals: (\d+)/m.exec(readFileSync(join(s.dir, f), 'utf8'));
+      if (m) total += Number(m[1]);
+    }
+    if (total === 0) throw new Error(`callgrind wrote no totals for ${name}`);
+    return total / COUNTED_REQUESTS;
+  } finally {
+    child.kill('SIGKILL');
+    await new Promise((r) => (child.exitCode !== null ? r(undefined) : child.once('close', r)));
+  }
+}
+
+export async function benchProxyInstructions(): Promise<Row[]> {
+  if (!hasValgrind())
+    return [{ proxy: 'note: valgrind is not installed (apt-get install valgrind); nothing measured' }];
+  const dir = mkdtempSync(join(tmpdir(), 'steeple-bench-instr-'));
+  const ca = createTestCa({ trustDomain: 'example.org' });
+  const server = ca.issueX509Svid('spiffe://example.org/ns/bench/sa/backend', { ttlSeconds: 86_400 }).marshal();
+  const client = ca.issueX509Svid('spiffe://example.org/ns/bench/sa/loadgen', { ttlSeconds: 86_400 }).marshal();
+  const write = (name: string, text: string) => {
+    const p = join(dir, name);
+    writeFileSync(p, text, { mode: 0o600 });
+    return p;
+  };
+  const caPem = write('ca.pem', ca.x509Bundle().marshal());
+  const response = Buffer.from(
+    `HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: ${BODY.length}\r\n\r\n${BODY}`,
+  );
+  const backend: Server = createServer({ noDelay: true }, (so) => {
+    so.on('data', (d) => {
+      const n = d.toString('latin1').split('\r\n\r\n').length - 1;
+      for (let i = 0; i < n; i++) so.write(response);
+    });
+  });
+  const backendPort = await freePort();
+  await new Promise<void>((r) => backend.listen(backendPort, '127.0.0.1', r));
+  const s: Setup = {
+    dir,
+    cert: write('server.pem', server.certificates),
+    key: write('server.key', server.privateKey),
+    caPem,
+    secureContext: tls.createSecureContext({ cert: client.certificates, key: client.privateKey, ca: caPem }),
+    backendPort,
+  };
+  const policy = (protocol: 'tcp' | 'http') =>
+    write(
+      `${protocol}-policy.yaml`,
+      `policies:
+  - name: ${protocol === 'http' ? 'no-admin' : 'no-foreigners'}
+    action: DENY
+    rules:
+      - ${protocol === 'http' ? 'to: [{ operation: { paths: ["/admin*"] } }]' : 'from: [{ source: { notTrustDomains: [example.org] } }]'}
+  - name: loadgen
+    action: ALLOW
+    rules:
+      - from: [{ source: { principals: ["spiffe://example.org/ns/bench/sa/*"] } }]
+`,
+    );
+  const steeple = (protocol: 'tcp' | 'http') => (port: number) => [
+    '--max-semi-space-size=4',
+    '--conditions=steeple-source',
+    '--import',
+    'tsx',
+    PROXY_MAIN,
+    'proxy',
+    'run',
+    '-config',
+    write(
+      `${protocol}-${port}.yaml`,
+      `log_level: warn
+identity: { files: { cert: ${s.cert}, key: ${s.key}, bundle: ${caPem} } }
+inbound:
+  - { name: bench, listen: "127.0.0.1:${port}", target: "127.0.0.1:${backendPort}", protocol: ${protocol}, mode: STRICT }
+policy: { file: ${policy(protocol)} }
+audit: { output: file, path: ${join(dir, `${protocol}-audit.log`)}, max_size_bytes: 104857600 }
+`,
+    ),
+  ];
+  const pipeFile = write('node-pipe.mjs', PIPE);
+  const contenders: [string, (port: number) => string[]][] = [
+    ['node:tls pipe', (port) => [pipeFile, String(port), String(backendPort), s.cert, s.key, caPem]],
+    ['Steeple tcp + policy + audit', steeple('tcp')],
+    ['Steeple http + policy + audit', steeple('http')],
+  ];
+  const rows: Row[] = [];
+  try {
+    let pipe: number | undefined;
+    for (const [name, args] of contenders) {
+      const perRequest = await count(s, name, args);
+      pipe ??= perRequest;
+      rows.push({
+        proxy: name,
+        'instructions/request': fmt(perRequest),
+        'vs pipe': `${Math.round((pipe / perRequest) * 100)} %`,
+      });
+    }
+  } finally {
+    backend.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return rows;
+}
