@@ -181,6 +181,15 @@ export async function benchProxyInstructions(): Promise<Row[]> {
     secureContext: tls.createSecureContext({ cert: client.certificates, key: client.privateKey, ca: caText }),
     backendPort,
   };
+  const principalOnly = write(
+    'principal-policy.yaml',
+    `policies:
+  - name: loadgen
+    action: ALLOW
+    rules:
+      - from: [{ source: { principals: ["spiffe://example.org/ns/bench/sa/*"] } }]
+`,
+  );
   const policy = (protocol: 'tcp' | 'http') =>
     write(
       `${protocol}-policy.yaml`,
@@ -195,7 +204,7 @@ export async function benchProxyInstructions(): Promise<Row[]> {
       - from: [{ source: { principals: ["spiffe://example.org/ns/bench/sa/*"] } }]
 `,
     );
-  const steeple = (protocol: 'tcp' | 'http') => (port: number) => [
+  const steeple = (protocol: 'tcp' | 'http', policyFile?: string) => (port: number) => [
     '--max-semi-space-size=4',
     '--conditions=steeple-source',
     '--import',
@@ -210,7 +219,7 @@ export async function benchProxyInstructions(): Promise<Row[]> {
 identity: { files: { cert: ${s.cert}, key: ${s.key}, bundle: ${caPem} } }
 inbound:
   - { name: bench, listen: "127.0.0.1:${port}", target: "127.0.0.1:${backendPort}", protocol: ${protocol}, mode: STRICT }
-policy: { file: ${policy(protocol)} }
+policy: { file: ${policyFile ?? policy(protocol)} }
 audit: { output: file, path: ${join(dir, `${protocol}-audit.log`)}, max_size_bytes: 104857600 }
 `,
     ),
@@ -220,6 +229,7 @@ audit: { output: file, path: ${join(dir, `${protocol}-audit.log`)}, max_size_byt
     ['node:tls pipe', (port) => [pipeFile, String(port), String(backendPort), s.cert, s.key, caPem]],
     ['Steeple tcp + policy + audit', steeple('tcp')],
     ['Steeple http + policy + audit', steeple('http')],
+    ['Steeple http + principal-only policy + audit', steeple('http', principalOnly)],
   ];
   const rows: Row[] = [];
   try {

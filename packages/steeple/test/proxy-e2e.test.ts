@@ -213,6 +213,36 @@ audit: { output: none }
     conn.close();
   });
 
+  it('a decision made once per connection (principal-only policy) is made afresh after a policy reload', async () => {
+    // The policy the previous test left in force, restored at the end for the tests after this one.
+    const frontendOnly = `policies:
+  - name: frontend-only
+    action: ALLOW
+    rules:
+      - from: [{ source: { principals: ["${ID_A}"] } }]
+        to: [{ operation: { notPaths: ["/catalog"] } }]
+`;
+    const byPrincipal = (id: string) =>
+      `policies:\n  - name: only-one\n    action: ALLOW\n    rules:\n      - from: [{ source: { principals: ["${id}"] } }]\n`;
+    writeFileSync(policyFile, byPrincipal(ID_A));
+    assert.equal(proxyB.reloadPolicy(), true);
+    const conn = await connectMtls(proxyB.ports.get('web') as number, svidA, bundles);
+    try {
+      for (const path of ['/catalog', '/orders', '/catalog'])
+        assert.equal((await conn.request(path))?.status, 200, path);
+      writeFileSync(policyFile, byPrincipal(ID_C));
+      assert.equal(proxyB.reloadPolicy(), true);
+      assert.equal((await conn.request('/orders'))?.status, 403, 'the same connection is decided by the new policy');
+      writeFileSync(policyFile, byPrincipal(ID_A));
+      assert.equal(proxyB.reloadPolicy(), true);
+      assert.equal((await conn.request('/orders'))?.status, 200);
+    } finally {
+      conn.close();
+      writeFileSync(policyFile, frontendOnly);
+      assert.equal(proxyB.reloadPolicy(), true);
+    }
+  });
+
   it('exposes Prometheus metrics for decisions, connections and handshakes', async () => {
     const text = await proxyB.metrics.render();
     assert.match(

@@ -222,6 +222,42 @@ describe('PolicyEvaluator (Istio AuthorizationPolicy semantics)', () => {
   });
 });
 
+describe('PolicyEvaluator.connectionScoped', () => {
+  const byPrincipal = { name: 'frontend', rules: [{ from: [{ source: { principals: [FRONTEND] } }] }] };
+  it('is true when no applicable rule looks at the request (principals, IPs, ports, SNI, connection conditions)', () => {
+    assert.equal(PolicyEvaluator.allowAll().connectionScoped('web'), true);
+    const e = evaluator(
+      byPrincipal,
+      { name: 'no-foreigners', action: 'DENY', rules: [{ from: [{ source: { notTrustDomains: ['example.org'] } }] }] },
+      { name: 'ports', rules: [{ to: [{ operation: { ports: ['8080'] } }] }] },
+      { name: 'cond', action: 'AUDIT', rules: [{ when: [{ key: 'source.ip', values: ['10.0.0.0/8'] }] }] },
+    );
+    assert.equal(e.connectionScoped('web'), true);
+  });
+
+  it('is false when any applicable rule — enforced, dry-run or AUDIT — looks at methods, paths, hosts or headers', () => {
+    const cases = [
+      { name: 'p', action: 'DENY', rules: [{ to: [{ operation: { paths: ['/admin*'] } }] }] },
+      { name: 'm', rules: [{ to: [{ operation: { methods: ['GET'] } }] }] },
+      { name: 'h', rules: [{ to: [{ operation: { notHosts: ['a'] } }] }] },
+      { name: 'w', rules: [{ when: [{ key: 'request.headers[x-env]', values: ['prod'] }] }] },
+      { name: 'a', action: 'AUDIT', rules: [{ to: [{ operation: { methods: ['POST'] } }] }] },
+      { name: 'd', action: 'DENY', dryRun: true, rules: [{ to: [{ operation: { paths: ['/x'] } }] }] },
+    ];
+    for (const c of cases) assert.equal(evaluator(byPrincipal, c).connectionScoped('web'), false, c.name);
+  });
+
+  it('looks only at the policies that apply to the listener', () => {
+    const e = evaluator(byPrincipal, {
+      name: 'api-paths',
+      listeners: ['api'],
+      rules: [{ to: [{ operation: { paths: ['/v1/*'] } }] }],
+    });
+    assert.equal(e.connectionScoped('web'), true);
+    assert.equal(e.connectionScoped('api'), false);
+  });
+});
+
 describe('parsePolicyFile (a plain object, errors by key path)', () => {
   const problems = (raw: unknown): PolicyError => {
     try {

@@ -20,6 +20,8 @@ interface ListenerPolicies {
   readonly audit: readonly CompiledPolicy[];
   /** Enforced plus dry-run policies, when dry-run policies apply; else undefined. */
   readonly shadow: ListenerPolicies | undefined;
+  /** No applicable rule looks at the method, path, host or request headers. */
+  readonly connectionScoped: boolean;
 }
 
 function firstMatch(policies: readonly CompiledPolicy[], a: RequestAttributes): Match | undefined {
@@ -103,15 +105,28 @@ export class PolicyEvaluator {
     return decision;
   }
 
+  /**
+   * Whether every decision for HTTP requests on `listener` depends on the connection alone
+   * (caller, addresses, ports, SNI): true when no policy that applies there — enforced,
+   * dry-run or AUDIT — has a rule on methods, paths, hosts or request headers. A server
+   * may then evaluate once per connection and reuse the decision for its requests, for as
+   * long as it uses this evaluator.
+   */
+  connectionScoped(listener: string): boolean {
+    return this.#forListener(listener).connectionScoped;
+  }
+
   #forListener(listener: string): ListenerPolicies {
     let set = this.#byListener.get(listener);
     if (set === undefined) {
       const applies = this.policies.filter((p) => p.listeners === undefined || p.listeners.has(listener));
+      const connectionScoped = applies.every((p) => p.rules.every((r) => !r.httpOnly));
       const split = (ps: readonly CompiledPolicy[], shadow: ListenerPolicies | undefined): ListenerPolicies => ({
         deny: ps.filter((p) => p.action === 'DENY'),
         allow: ps.filter((p) => p.action === 'ALLOW'),
         audit: ps.filter((p) => p.action === 'AUDIT'),
         shadow,
+        connectionScoped,
       });
       const enforced = applies.filter((p) => !p.dryRun);
       const shadow = applies.length > enforced.length ? split(applies, undefined) : undefined;

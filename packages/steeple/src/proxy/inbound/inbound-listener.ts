@@ -13,7 +13,7 @@
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import tls from 'node:tls';
 import { authorizeAny, getPeerId, mtlsServerOptions, type SpiffeError, serveMtls } from '@steeple/spiffe';
-import type { Decision, RequestAttributes } from '@steeple/spiffe/policy';
+import type { Decision, PolicyEvaluator, RequestAttributes } from '@steeple/spiffe/policy';
 import {
   type EncodedRequestParts,
   encodeRequestParts,
@@ -60,6 +60,12 @@ interface Caller {
   readonly peer: string;
   /** The parts of this connection's request records that do not change, serialized at its first request. */
   recordParts?: RecordParts;
+  /**
+   * The decision for this connection's requests, when the policy in force decides by the
+   * connection alone (see PolicyEvaluator.connectionScoped); kept with the evaluator that
+   * made it, so a policy reload decides afresh.
+   */
+  decided?: { readonly by: PolicyEvaluator; readonly decision: Decision };
   /** The connection's addresses as policy attributes, read from the socket once. */
   addresses?: { readonly sourceIp: string; readonly destinationIp: string; readonly destinationPort: number };
 }
@@ -391,7 +397,14 @@ export class InboundListener {
     host: string,
     header: (name: string) => string | undefined,
   ): Decision {
-    const decision = this.#ctx.policy().evaluate(this.#attributes(c, 'http', method, path, host, header));
+    const evaluator = this.#ctx.policy();
+    let decision: Decision;
+    if (c.decided !== undefined && c.decided.by === evaluator) {
+      decision = c.decided.decision;
+    } else {
+      decision = evaluator.evaluate(this.#attributes(c, 'http', method, path, host, header));
+      if (evaluator.connectionScoped(this.config.name)) c.decided = { by: evaluator, decision };
+    }
     countDecision(this.#ctx, this.config.name, decision);
     return decision;
   }
