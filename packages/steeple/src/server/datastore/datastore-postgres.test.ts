@@ -3,10 +3,11 @@
 // runs do not collide. An unreachable server FAILS the suite (it never skips silently).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { sql } from 'kysely';
 import { datastoreContract } from './datastore.contract.js';
 import { openDatastore } from './datastore.js';
 import { DatastoreError } from './datastore-error.js';
-import { isPostgresUnavailable } from './sql/postgres.js';
+import { isPostgresUnavailable, openPostgresEngine } from './sql/postgres.js';
 import { createScratchSchema } from './testing/postgres-scratch-schema.js';
 
 datastoreContract('PostgreSQL', {
@@ -65,6 +66,38 @@ describe('PostgreSQL datastore specifics', () => {
       });
     } finally {
       await ds.close();
+      await scratch.drop();
+    }
+  });
+
+  it('survives its connections being terminated in the middle of queries (no uncaught client error)', async () => {
+    const scratch = await createScratchSchema();
+    const url = new URL(scratch.connectionString);
+    const appName = `steeple_busy_${scratch.schema}`;
+    url.searchParams.set('application_name', appName);
+    const engine = await openPostgresEngine({ connectionString: url.toString(), maxConnections: 4 });
+    try {
+      for (let round = 0; round < 5; round++) {
+        // Four queries hold all four connections while the server ends their backends.
+        const busy = Array.from({ length: 4 }, () =>
+          sql`select pg_sleep(2)`.execute(engine.db).then(
+            () => undefined,
+            (err: unknown) => err,
+          ),
+        );
+        await new Promise((r) => setTimeout(r, 150));
+        await scratch.exec(
+          `select pg_terminate_backend(pid) from pg_stat_activity where application_name = '${appName}'`,
+        );
+        for (const err of await Promise.all(busy)) {
+          assert.ok(err === undefined || engine.isUnavailable(err), `an outage, not a crash: ${String(err)}`);
+        }
+      }
+      // And the pool still works.
+      const { rows } = await sql<{ one: number }>`select 1 as one`.execute(engine.db);
+      assert.equal(rows[0]?.one, 1);
+    } finally {
+      await engine.close();
       await scratch.drop();
     }
   });

@@ -70,6 +70,13 @@ export async function openPostgresEngine(options: PostgresEngineOptions): Promis
   // An idle client whose server went away emits 'error' on the pool; unhandled, that would
   // crash the process. The next query reports the outage as ERR_DATASTORE_UNAVAILABLE.
   pool.on('error', () => undefined);
+  // A client in use when its connection breaks (PostgreSQL restarting, a backend
+  // terminated) gets the failure through its query, and then may emit 'error' itself
+  // (ECONNRESET) while no idle listener is attached — also fatal if unhandled. Every client
+  // keeps a listener of its own; the pool drops a broken client when it is released.
+  pool.on('connect', (client) => {
+    client.on('error', () => undefined);
+  });
   try {
     const client = await pool.connect();
     client.release();
