@@ -218,6 +218,38 @@ export function parseRequestHead(text: string): RequestHead {
   };
 }
 
+/** Where the line {@link checkHeaderLine} checked last ends (its CR, or the head's end). */
+let checkedLineEnd = 0;
+
+/**
+ * Checks the header line that starts at `pos` in a head ending at `end`, the way
+ * splitHeaders checks a line (no bare CR, LF or NUL; no folding; a token name before the
+ * first colon), and returns the colon's index; the line's end is left in
+ * {@link checkedLineEnd} (no object per line on this hot path).
+ */
+function checkHeaderLine(buf: Buffer, pos: number, end: number): number {
+  let i = pos;
+  let colon = -1;
+  let bad = false;
+  for (; i < end; i++) {
+    const c = buf[i] as number;
+    if (c === 0x0d) {
+      if (buf[i + 1] === 0x0a) break;
+      bad = true;
+    } else if (c === 0x0a || c === 0) bad = true;
+    else if (c === 0x3a && colon < 0) colon = i;
+  }
+  if (bad) throw new HttpParseError('bare CR, LF or NUL in a header line');
+  const c0 = buf[pos];
+  if (c0 === 0x20 || c0 === 0x09) throw new HttpParseError('obsolete header line folding');
+  if (colon <= pos) throw new HttpParseError('header line without a name');
+  for (let k = pos; k < colon; k++) {
+    if (TOKEN_BYTE[buf[k] as number] !== 1) throw new HttpParseError('invalid header name');
+  }
+  checkedLineEnd = i;
+  return colon;
+}
+
 /** The methods whose names are returned as constants (no string made per request). */
 const KNOWN_METHODS = ['GET', 'POST', 'PUT', 'HEAD', 'DELETE', 'PATCH', 'OPTIONS'];
 
@@ -364,24 +396,8 @@ export function parseRequestHeadBytes(buf: Buffer, start: number, end: number): 
   let nameLengths = 0;
   let pos = headersFrom;
   while (pos <= end && lineEnd < end) {
-    let i = pos;
-    let colon = -1;
-    let bad = false;
-    for (; i < end; i++) {
-      const c = buf[i] as number;
-      if (c === 0x0d) {
-        if (buf[i + 1] === 0x0a) break;
-        bad = true;
-      } else if (c === 0x0a || c === 0) bad = true;
-      else if (c === 0x3a && colon < 0) colon = i;
-    }
-    if (bad) throw new HttpParseError('bare CR, LF or NUL in a header line');
-    const c0 = buf[pos];
-    if (c0 === 0x20 || c0 === 0x09) throw new HttpParseError('obsolete header line folding');
-    if (colon <= pos) throw new HttpParseError('header line without a name');
-    for (let k = pos; k < colon; k++) {
-      if (TOKEN_BYTE[buf[k] as number] !== 1) throw new HttpParseError('invalid header name');
-    }
+    const colon = checkHeaderLine(buf, pos, end);
+    const i = checkedLineEnd;
     nameLengths |= 1 << ((colon - pos) & 31);
     const name = framingHeader(buf, pos, colon - pos);
     if (name !== undefined) {
@@ -493,25 +509,8 @@ export function parseResponseHeadBytes(buf: Buffer, end: number): ResponseFacts 
   let values: string[] | undefined;
   let pos = lineEnd + 2;
   while (pos <= end && lineEnd < end) {
-    // One header line [pos, i): find its end, its first colon and any bare CR, LF or NUL.
-    let i = pos;
-    let colon = -1;
-    let bad = false;
-    for (; i < end; i++) {
-      const c = buf[i] as number;
-      if (c === 0x0d) {
-        if (buf[i + 1] === 0x0a) break;
-        bad = true;
-      } else if (c === 0x0a || c === 0) bad = true;
-      else if (c === 0x3a && colon < 0) colon = i;
-    }
-    if (bad) throw new HttpParseError('bare CR, LF or NUL in a header line');
-    const c0 = buf[pos];
-    if (c0 === 0x20 || c0 === 0x09) throw new HttpParseError('obsolete header line folding');
-    if (colon <= pos) throw new HttpParseError('header line without a name');
-    for (let k = pos; k < colon; k++) {
-      if (TOKEN_BYTE[buf[k] as number] !== 1) throw new HttpParseError('invalid header name');
-    }
+    const colon = checkHeaderLine(buf, pos, end);
+    const i = checkedLineEnd;
     const n = colon - pos;
     if (n === 14 && nameIs(buf, pos, n, 'content-length')) {
       const length = plainDigits(buf, colon + 1, i);
