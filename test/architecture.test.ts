@@ -49,7 +49,7 @@ const sdkLayers: Record<string, string[]> = {
   testing: ['spiffeid', 'bundle', 'svid', 'workload-api', 'tls', 'gen'],
   gen: [],
 };
-const sdkShared = new Set(['internal', 'errors.ts', 'clock.ts', 'index.ts']);
+const sdkShared = new Set(['internal', 'errors.ts', 'clock.ts', 'index.ts', 'core.ts']);
 
 // Across the product: a module may import only the areas listed for it.
 const productAreas: Record<string, string[]> = {
@@ -173,6 +173,19 @@ describe('architecture', () => {
           problems.push(`${relative(root, file)} imports ${spec}: ${from} must not import ${to}`);
       }
     }
+    assert.deepEqual(problems, []);
+  });
+
+  it('the proxy loads the Workload API client only when its identity comes from the Workload API', () => {
+    // Static imports of the package root would load the gRPC stack (≈17 MiB) into every proxy.
+    const src = join(root, 'packages/steeple/src/proxy');
+    const STATIC_ROOT = /(?:^|\n)\s*import\s(?!type\s)[^'"`;]*?from\s+['"]@steeple\/spiffe['"]/;
+    const problems = sourceFiles(src)
+      .filter((f) => !f.endsWith('.test.ts') && STATIC_ROOT.test(readFileSync(f, 'utf8')))
+      .map(
+        (f) =>
+          `${relative(root, f)} imports "@steeple/spiffe": use "@steeple/spiffe/core" (or import() it where the Workload API is configured)`,
+      );
     assert.deepEqual(problems, []);
   });
 });

@@ -1,45 +1,10 @@
 /**
  * @steeple/spiffe — SPIFFE for Node.js: SPIFFE IDs, X.509-SVIDs, JWT-SVIDs, trust
- * bundles, and mTLS for node:tls, https, http2 and undici with SPIFFE authorizers.
+ * bundles, the Workload API client, and mTLS for node:tls, https, http2 and undici with
+ * SPIFFE authorizers.
  * @module
  */
 
-export { BundleSet } from './bundle/bundle-set.js';
-export { JwtBundle } from './bundle/jwt-bundle.js';
-export type { BundleSource, JwtBundleSource, X509BundleSetSource, X509BundleSource } from './bundle/source.js';
-export { SpiffeBundle, type SpiffeBundleInit } from './bundle/spiffe-bundle.js';
-// Bundles
-export { X509Bundle } from './bundle/x509-bundle.js';
-export { type Clock, systemClock, type TimerHandle } from './clock.js';
-// Errors and time
-export {
-  AuthorizationError,
-  BundleError,
-  JwtSvidError,
-  PolicyError,
-  type PolicyIssue,
-  SpiffeError,
-  type SpiffeErrorCode,
-  SpiffeIdError,
-  WorkloadApiError,
-  type WorkloadApiErrorCode,
-  X509SvidError,
-} from './errors.js';
-// Identities
-export {
-  MAX_ID_BYTES,
-  MAX_TRUST_DOMAIN_BYTES,
-  type Matcher,
-  matchAny,
-  matchId,
-  matchMemberOf,
-  matchOneOf,
-  SpiffeId,
-  TrustDomain,
-} from './spiffeid/index.js';
-// SVIDs
-export * from './svid/index.js';
-// mTLS
-export * from './tls/index.js';
+export * from './core.js';
 // Workload API
 export * from './workload-api/index.js';

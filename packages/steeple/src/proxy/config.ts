@@ -19,7 +19,7 @@
  * @module
  */
 import { isAbsolute, resolve } from 'node:path';
-import { SpiffeId, TrustDomain } from '@steeple/spiffe';
+import { SpiffeId, TrustDomain } from '@steeple/spiffe/core';
 import { z } from 'zod';
 import { durationSchema } from '../common/config/duration.js';
 import { healthChecksSchema } from '../common/config/health-checks-schema.js';

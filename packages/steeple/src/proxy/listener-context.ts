@@ -5,7 +5,7 @@
  */
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import type { X509BundleSetSource, X509Svid, X509SvidSource } from '@steeple/spiffe';
+import type { X509BundleSetSource, X509Svid, X509SvidSource } from '@steeple/spiffe/core';
 import type { Decision, PolicyEvaluator } from '@steeple/spiffe/policy';
 import type { Logger } from '../common/logger.js';
 import { type AuditLog, type AuditRecord, serializeDecisionFields } from './audit/audit-log.js';

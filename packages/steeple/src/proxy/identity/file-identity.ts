@@ -16,7 +16,7 @@ import {
   type X509BundleSetSource,
   X509Svid,
   type X509SvidSource,
-} from '@steeple/spiffe';
+} from '@steeple/spiffe/core';
 import type { Logger } from '../../common/logger.js';
 import type { FilesIdentityConfig } from '../config.js';
 import { type FileWatch, watchFiles } from '../files/watch-files.js';

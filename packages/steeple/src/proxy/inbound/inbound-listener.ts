@@ -12,7 +12,7 @@
  */
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import tls from 'node:tls';
-import { authorizeAny, getPeerId, mtlsServerOptions, type SpiffeError, serveMtls } from '@steeple/spiffe';
+import { authorizeAny, getPeerId, mtlsServerOptions, type SpiffeError, serveMtls } from '@steeple/spiffe/core';
 import type { Decision, PolicyEvaluator, RequestAttributes } from '@steeple/spiffe/policy';
 import {
   type EncodedRequestParts,

@@ -8,7 +8,7 @@
  * @module
  */
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
-import { authorizeId, authorizeMemberOf, mtlsClientOptions, type SpiffeError } from '@steeple/spiffe';
+import { authorizeId, authorizeMemberOf, mtlsClientOptions, type SpiffeError } from '@steeple/spiffe/core';
 import type { OutboundConfig } from '../config.js';
 import { Http1Relay } from '../http1/http1-relay.js';
 import {

@@ -7,7 +7,7 @@
  */
 import type { Socket } from 'node:net';
 import tls from 'node:tls';
-import { getPeerId, type MtlsClientOptions } from '@steeple/spiffe';
+import { getPeerId, type MtlsClientOptions } from '@steeple/spiffe/core';
 import type { HostPort } from '../net/host-port.js';
 import { UpstreamConnectError, type UpstreamLease, type UpstreamProvider } from './upstream.js';
 
