@@ -68,6 +68,8 @@ export interface JwtSvidValidationOptions {
   readonly clock?: Clock;
   /** Allowed clock skew for `exp`, `nbf` and `iat`, in seconds; default {@link DEFAULT_JWT_LEEWAY_SECONDS}. */
   readonly leewaySeconds?: number;
+  /** The Workload API's hint for this SVID, kept on the result (not validated, not in the token). */
+  readonly hint?: string;
 }
 
 const BASE64URL = /^[A-Za-z0-9_-]*$/;
@@ -112,10 +114,13 @@ export class JwtSvid {
   readonly header: Readonly<Record<string, unknown>>;
   /** Every claim of the payload (frozen, deeply). Numbers are JS numbers, as `JSON.parse` gives them. */
   readonly claims: Readonly<Record<string, unknown>>;
+  /** The Workload API's operator-chosen hint for telling several SVIDs apart, when it sent one. */
+  readonly hint?: string;
   readonly #token: string;
 
-  private constructor(token: string, d: Decoded) {
+  private constructor(token: string, d: Decoded, hint?: string) {
     this.#token = token;
+    if (hint !== undefined && hint !== '') this.hint = hint;
     this.id = d.id;
     this.audience = Object.freeze([...d.audience]);
     this.expiry = new Date(d.exp * 1000);
@@ -201,7 +206,7 @@ export class JwtSvid {
     const d = decode(token);
     checkTimes(d, options);
     if (audiences.length > 0) checkAudience(d, audiences);
-    return new JwtSvid(token, d);
+    return new JwtSvid(token, d, options.hint);
   }
 
   /** The signing key's ID from the header, when present. */

@@ -414,6 +414,23 @@ describe('WorkloadApiClient bundles and JWT-SVIDs', { timeout: 20_000 }, () => {
     await assert.rejects(c.fetchJwtSvid({ audience: [] }), TypeError);
   });
 
+  it('fetchJwtSvids keeps the hint of each SVID; a repeated hint keeps the first (W-6)', async () => {
+    const api = await fake();
+    api.setJwtSvidMinter((req) => [
+      { token: jwtA.mint(webId, [...req.audience]), hint: 'internal' },
+      { token: jwtA.mint('spiffe://example.org/batch', [...req.audience]), hint: 'internal' },
+      { token: jwtA.mint('spiffe://example.org/other', [...req.audience]) },
+    ]);
+    const all = await client(api).fetchJwtSvids({ audience: 'db' });
+    assert.deepEqual(
+      all.map((s) => [s.id.toString(), s.hint]),
+      [
+        [webId, 'internal'],
+        ['spiffe://example.org/other', undefined],
+      ],
+    );
+  });
+
   it('fetchJwtSvid refuses a token for another audience, a mismatched spiffe_id, or none at all', async () => {
     const api = await fake();
     const c = client(api);

@@ -27,7 +27,7 @@ export function jwtSvidsFromResponse(res: JWTSVIDResponse, audience: readonly st
     if (s.spiffeId === '') throw badResponse(`${where}.spiffe_id is empty (W-5, W-9)`);
     let svid: JwtSvid;
     try {
-      svid = JwtSvid.parseInsecure(s.svid, audience, { clock });
+      svid = JwtSvid.parseInsecure(s.svid, audience, s.hint === '' ? { clock } : { clock, hint: s.hint });
     } catch (err) {
       throw located(`${where} (${quote(s.spiffeId)})`, err);
     }
