@@ -155,6 +155,25 @@ describe('EntryCache.apply', () => {
     assert.deepEqual(ids(cache.authorizedEntries(AGENT, [])), [a.id]);
   });
 
+  it('serves an agent the same frozen list until the entries change, then a fresh one', () => {
+    const a = make('/a', AGENT);
+    const alias = make('/node', SERVER, [sel('k8s', 'cluster:c1')]);
+    const cache = new EntryCache([a, alias], 2);
+    const first = cache.authorizedEntries(AGENT, []);
+    assert.equal(cache.authorizedEntries(AGENT, []), first, 'the same list while nothing changed');
+    assert.ok(Object.isFrozen(first));
+    // Other selectors are another agent state: their own list.
+    const viaAlias = cache.authorizedEntries(AGENT, [sel('k8s', 'cluster:c1')]);
+    assert.notEqual(viaAlias, first);
+    assert.deepEqual(ids(viaAlias), ids([a]));
+    const child = make('/a/child', a.spiffeId);
+    cache.apply(changes(2, 3, [{ revision: 3, entryId: child.id, kind: 'created', at: 0 }], [child]));
+    assert.deepEqual(ids(cache.authorizedEntries(AGENT, [])), ids([a, child]), 'a change makes a fresh list');
+    // Many agents: the kept lists are bounded, and an evicted agent's list is computed again.
+    for (let i = 0; i < 300; i++) cache.authorizedEntries(`spiffe://${TD}/spire/agent/x/${i}`, []);
+    assert.deepEqual(ids(cache.authorizedEntries(AGENT, [])), ids([a, child]));
+  });
+
   it('refuses changes that do not start at its revision (they would skip or replay events)', () => {
     const cache = new EntryCache([], 5);
     assert.throws(() => cache.apply(changes(3, 6, [], [])), RangeError);

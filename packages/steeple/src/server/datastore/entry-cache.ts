@@ -6,6 +6,7 @@
  */
 import { EntryIndex } from './authorized-entries.js';
 import { isDatastoreError } from './datastore-error.js';
+import { selectorKey } from './selector-set.js';
 import type { EntryChanges, RegistrationEntry, Selector } from './types.js';
 
 /** What the cache reads; EntryStore implements it. */
@@ -22,10 +23,18 @@ export interface EntryCacheSyncResult {
   readonly revision: number;
 }
 
+/** How many agents' authorized-entry lists are kept between changes (each is a list of references). */
+const AUTHORIZED_MEMO_AGENTS = 128;
+
 export class EntryCache {
   #index: EntryIndex;
   #revision: number;
   #syncing: Promise<unknown> = Promise.resolve();
+  /**
+   * The last authorized-entry lists, by agent and selectors, valid until the entries change:
+   * an agent's sync and the signing requests that follow it ask for the same list.
+   */
+  readonly #authorized = new Map<string, readonly RegistrationEntry[]>();
 
   constructor(entries: Iterable<RegistrationEntry> = [], revision = 0) {
     this.#index = new EntryIndex(entries);
@@ -55,8 +64,25 @@ export class EntryCache {
     return this.#index.entries();
   }
 
-  authorizedEntries(agentId: string, agentSelectors: readonly Selector[]): RegistrationEntry[] {
-    return this.#index.authorizedEntries(agentId, agentSelectors);
+  /**
+   * The entries the agent is authorized for, sorted by id (see EntryIndex.authorizedEntries).
+   * The list is shared with later callers until the entries change: do not modify it.
+   */
+  authorizedEntries(agentId: string, agentSelectors: readonly Selector[]): readonly RegistrationEntry[] {
+    const key = `${agentId}\n${agentSelectors.map(selectorKey).sort().join('\n')}`;
+    let found = this.#authorized.get(key);
+    if (found === undefined) {
+      found = Object.freeze(this.#index.authorizedEntries(agentId, agentSelectors));
+      if (this.#authorized.size >= AUTHORIZED_MEMO_AGENTS) {
+        // Drop the oldest (Map keeps insertion order).
+        const oldest = this.#authorized.keys().next().value;
+        if (oldest !== undefined) this.#authorized.delete(oldest);
+      }
+    } else {
+      this.#authorized.delete(key); // re-inserted below: most recently used last
+    }
+    this.#authorized.set(key, found);
+    return found;
   }
 
   /**
@@ -79,6 +105,7 @@ export class EntryCache {
       if (entry === undefined) this.#index.remove(id);
       else this.#index.upsert(entry);
     }
+    if (touched.size > 0) this.#authorized.clear();
     this.#revision = changes.revision;
     return [...touched];
   }
@@ -107,6 +134,7 @@ export class EntryCache {
       if (!isDatastoreError(err, 'ERR_REVISION_OUT_OF_RANGE')) throw err;
       const { revision, entries } = await source.snapshot();
       this.#index = new EntryIndex(entries);
+      this.#authorized.clear();
       this.#revision = revision;
       return { reloaded: true, changedIds: [], revision };
     }
