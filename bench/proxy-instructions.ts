@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import tls from 'node:tls';
 import { createTestCa } from '@steeple/spiffe/testing';
+import { benchPolicy, benchProxyConfig, freePort, NODE_PIPE } from './proxy.js';
 import { fmt, type Row } from './table.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -29,17 +30,6 @@ const WARM_REQUESTS = 30_000;
 const COUNTED_REQUESTS = 1000;
 const BODY = 'hello from the backend\n';
 
-const PIPE = `import fs from 'node:fs'; import net from 'node:net'; import tls from 'node:tls';
-const [port, backend, cert, key, ca] = process.argv.slice(2);
-const server = tls.createServer({ cert: fs.readFileSync(cert), key: fs.readFileSync(key), ca: fs.readFileSync(ca),
-  requestCert: true, rejectUnauthorized: true }, (s) => {
-  const b = net.connect({ port: Number(backend), host: '127.0.0.1', noDelay: true });
-  s.setNoDelay(true); s.pipe(b); b.pipe(s);
-  s.on('error', () => b.destroy()); b.on('error', () => s.destroy());
-});
-server.listen(Number(port), '127.0.0.1');
-`;
-
 function hasValgrind(): boolean {
   try {
     execFileSync('sh', ['-c', 'command -v valgrind && command -v callgrind_control'], { stdio: 'ignore' });
@@ -47,15 +37,6 @@ function hasValgrind(): boolean {
   } catch {
     return false;
   }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((r) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => r(p));
-    });
-  });
 }
 
 async function waitForPort(port: number, child: ChildProcess, stderr: () => string): Promise<void> {
@@ -190,20 +171,6 @@ export async function benchProxyInstructions(): Promise<Row[]> {
       - from: [{ source: { principals: ["spiffe://example.org/ns/bench/sa/*"] } }]
 `,
   );
-  const policy = (protocol: 'tcp' | 'http') =>
-    write(
-      `${protocol}-policy.yaml`,
-      `policies:
-  - name: ${protocol === 'http' ? 'no-admin' : 'no-foreigners'}
-    action: DENY
-    rules:
-      - ${protocol === 'http' ? 'to: [{ operation: { paths: ["/admin*"] } }]' : 'from: [{ source: { notTrustDomains: [example.org] } }]'}
-  - name: loadgen
-    action: ALLOW
-    rules:
-      - from: [{ source: { principals: ["spiffe://example.org/ns/bench/sa/*"] } }]
-`,
-    );
   const steeple = (protocol: 'tcp' | 'http', policyFile?: string) => (port: number) => [
     '--max-semi-space-size=4',
     '--conditions=steeple-source',
@@ -215,16 +182,17 @@ export async function benchProxyInstructions(): Promise<Row[]> {
     '-config',
     write(
       `${protocol}-${port}.yaml`,
-      `log_level: warn
-identity: { files: { cert: ${s.cert}, key: ${s.key}, bundle: ${caPem} } }
-inbound:
-  - { name: bench, listen: "127.0.0.1:${port}", target: "127.0.0.1:${backendPort}", protocol: ${protocol}, mode: STRICT }
-policy: { file: ${policyFile ?? policy(protocol)} }
-audit: { output: file, path: ${join(dir, `${protocol}-audit.log`)}, max_size_bytes: 104857600 }
-`,
+      benchProxyConfig({
+        port,
+        backendPort,
+        protocol,
+        identity: { cert: s.cert, key: s.key, bundle: caPem },
+        policy: policyFile ?? write(`${protocol}-policy.yaml`, benchPolicy(protocol)),
+        audit: join(dir, `${protocol}-audit.log`),
+      }),
     ),
   ];
-  const pipeFile = write('node-pipe.mjs', PIPE);
+  const pipeFile = write('node-pipe.mjs', NODE_PIPE);
   const contenders: [string, (port: number) => string[]][] = [
     ['node:tls pipe', (port) => [pipeFile, String(port), String(backendPort), s.cert, s.key, caPem]],
     ['Steeple tcp + policy + audit', steeple('tcp')],

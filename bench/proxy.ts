@@ -69,7 +69,8 @@ server.listen(Number(process.argv[2]), '127.0.0.1', () => process.stdout.write('
 `;
 
 /** The baseline: node:tls terminating mTLS and piping bytes to the backend (Node's defaults). */
-const NODE_PIPE = `
+/** The plain node:tls pipe the Steeple rows are compared with (shared with proxy-instructions). */
+export const NODE_PIPE = `
 import fs from 'node:fs'; import net from 'node:net'; import tls from 'node:tls';
 const [port, backend, cert, key, ca] = process.argv.slice(2);
 const server = tls.createServer({ cert: fs.readFileSync(cert), key: fs.readFileSync(key), ca: fs.readFileSync(ca),
@@ -173,7 +174,46 @@ function pinned(cpu: string, cmd: string, args: string[], extra: { cwd?: string 
   return spawn(file as string, argv as string[], { stdio: ['ignore', 'pipe', 'pipe'], ...extra });
 }
 
-async function freePort(): Promise<number> {
+/**
+ * The policy the Steeple rows run with: a DENY rule the requests never match (a path rule
+ * on HTTP, a trust-domain rule on TCP), then an ALLOW for the load generator's ID.
+ */
+export function benchPolicy(protocol: 'tcp' | 'http'): string {
+  return `policies:
+  - name: ${protocol === 'http' ? 'no-admin' : 'no-foreigners'}
+    action: DENY
+    rules:
+      - ${protocol === 'http' ? 'to: [{ operation: { paths: ["/admin*"] } }]' : 'from: [{ source: { notTrustDomains: [example.org] } }]'}
+  - name: loadgen
+    action: ALLOW
+    rules:
+      - from: [{ source: { principals: ["spiffe://example.org/ns/bench/sa/*"] } }]
+`;
+}
+
+/** A Steeple proxy configuration with one STRICT inbound listener in front of the backend. */
+export function benchProxyConfig(o: {
+  readonly port: number;
+  readonly backendPort: number;
+  readonly protocol: 'tcp' | 'http';
+  readonly identity: { readonly cert: string; readonly key: string; readonly bundle: string };
+  /** Policy file; with it, the audit log goes to `audit`. Without, no policy and no audit. */
+  readonly policy: string | undefined;
+  readonly audit: string | undefined;
+}): string {
+  const policyAndAudit =
+    o.policy === undefined || o.audit === undefined
+      ? 'audit: { output: none }'
+      : `policy: { file: ${o.policy} }\naudit: { output: file, path: ${o.audit}, max_size_bytes: 104857600 }`;
+  return `log_level: warn
+identity: { files: { cert: ${o.identity.cert}, key: ${o.identity.key}, bundle: ${o.identity.bundle} } }
+inbound:
+  - { name: bench, listen: "127.0.0.1:${o.port}", target: "127.0.0.1:${o.backendPort}", protocol: ${o.protocol}, mode: STRICT }
+${policyAndAudit}
+`;
+}
+
+export async function freePort(): Promise<number> {
   return new Promise((r) => {
     const s = createServer().listen(0, '127.0.0.1', () => {
       const p = (s.address() as { port: number }).port;
@@ -381,27 +421,16 @@ export async function benchProxy(): Promise<Row[]> {
     name,
     note: `${withPolicy ? 'policy + audit to file' : 'no policy, audit off'}; under tsx${STEEPLE_V8_FLAGS.length > 0 ? `, ${STEEPLE_V8_FLAGS.join(' ')}` : ''}`,
     start: async (port) => {
-      const policy = write(
-        `${name}-policy.yaml`,
-        `policies:
-  - name: ${protocol === 'http' ? 'no-admin' : 'no-foreigners'}
-    action: DENY
-    rules:
-      - ${protocol === 'http' ? 'to: [{ operation: { paths: ["/admin*"] } }]' : 'from: [{ source: { notTrustDomains: [example.org] } }]'}
-  - name: loadgen
-    action: ALLOW
-    rules:
-      - from: [{ source: { principals: ["spiffe://example.org/ns/bench/sa/*"] } }]
-`,
-      );
       const config = write(
         `${name}.yaml`,
-        `log_level: warn
-identity: { files: { cert: ${serverCert}, key: ${serverKey}, bundle: ${caPem} } }
-inbound:
-  - { name: bench, listen: "127.0.0.1:${port}", target: "127.0.0.1:${backendPort}", protocol: ${protocol}, mode: STRICT }
-${withPolicy ? `policy: { file: ${policy} }\naudit: { output: file, path: ${join(dir, `${name}-audit.log`)}, max_size_bytes: 104857600 }` : 'audit: { output: none }'}
-`,
+        benchProxyConfig({
+          port,
+          backendPort,
+          protocol,
+          identity: { cert: serverCert, key: serverKey, bundle: caPem },
+          policy: withPolicy ? write(`${name}-policy.yaml`, benchPolicy(protocol)) : undefined,
+          audit: withPolicy ? join(dir, `${name}-audit.log`) : undefined,
+        }),
       );
       return pinned(
         PROXY_CPU,

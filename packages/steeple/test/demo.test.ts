@@ -11,6 +11,7 @@ import { dirname, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { processAlive } from '../src/common/process-alive.js';
 import {
   CLIENT_A,
   OTHER_A,
@@ -22,15 +23,6 @@ import {
 } from '../src/demo/two-domain-demo.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** pids of the processes below `pid` (Linux /proc; empty elsewhere). */
 function descendantsOf(pid: number): number[] {
@@ -148,7 +140,7 @@ describe('npm run demo: two federated trust domains', () => {
     assert.ok(pids.length >= 8, `servers, agents, proxies and apps: ${pids.length}`);
     await demo.stop();
     assert.deepEqual(
-      pids.filter((p) => alive(p)),
+      pids.filter((p) => processAlive(p)),
       [],
     );
     assert.equal(existsSync(demo.dir), false);
@@ -211,7 +203,7 @@ describe('npm run demo as a process', () => {
     assert.deepEqual({ code, signal }, { code: 0, signal: null }, `${out.slice(-5).join('\n')}\n${stderr}`);
     assert.match(out.at(-1) ?? '', /Stopped every process and removed the temp dir/);
     assert.deepEqual(
-      started.filter((p) => alive(p)),
+      started.filter((p) => processAlive(p)),
       [],
       'no process left',
     );

@@ -22,6 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createWorkloadApiClient, type X509Context } from '@steeple/spiffe';
+import { processAlive } from '../src/common/process-alive.js';
 import { type CallingApp, type CallResult, Cluster } from './support/two-clusters/cluster.js';
 import { type Network, setUpNetwork } from './support/two-clusters/network.js';
 import {
@@ -52,20 +53,11 @@ async function freePort(): Promise<number> {
 /** Temp dirs are `<prefix><pid>-XXXXXX`, so a killed run's dir is found by its dead pid. */
 const DIR_PREFIX = 'st-two-clusters-';
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Removes what runs killed before their `after` hook left in the temp dir. */
 async function removeStaleDirs(): Promise<void> {
   for (const name of await readdir(tmpdir())) {
     const pid = new RegExp(`^${DIR_PREFIX}(\\d+)-`).exec(name)?.[1];
-    if (pid !== undefined && !alive(Number(pid))) {
+    if (pid !== undefined && !processAlive(Number(pid))) {
       await rm(join(tmpdir(), name), { recursive: true, force: true }).catch(() => undefined);
     }
   }

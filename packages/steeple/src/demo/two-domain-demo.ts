@@ -26,6 +26,7 @@ import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from '
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { processAlive } from '../common/process-alive.js';
 import { loadCli, steeple } from './demo-cli.js';
 import { type DemoProcess, DemoProcesses, type LogEvent } from './demo-process.js';
 import { type IssuedIdentity, probeIdentity } from './identity-probe.js';
@@ -101,15 +102,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const yamlString = (s: string) => JSON.stringify(s);
 const startsWithMsg = (prefix: string) => (e: LogEvent) => String(e['msg'] ?? '').startsWith(prefix);
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /**
  * Removes what earlier runs that were killed (no Ctrl-C, no cleanup) left behind: their temp
  * dir and, on Linux, the processes still running from it (their command line names the dir).
@@ -117,7 +109,7 @@ function alive(pid: number): boolean {
 async function removeStaleRuns(): Promise<void> {
   for (const name of await readdir(tmpdir()).catch(() => [] as string[])) {
     const owner = new RegExp(`^${DIR_PREFIX}(\\d+)-`).exec(name)?.[1];
-    if (owner === undefined || alive(Number(owner))) continue;
+    if (owner === undefined || processAlive(Number(owner))) continue;
     const dir = join(tmpdir(), name);
     for (const pid of await readdir('/proc').catch(() => [] as string[])) {
       if (!/^\d+$/.test(pid)) continue;

@@ -292,10 +292,7 @@ export class AuditLog {
       }
     }
     this.#length += utf8Write(this.#buffer, line, this.#length);
-    if (this.#timer === undefined) {
-      this.#timer = setTimeout(() => this.flush(), this.#options.flushIntervalMs);
-      this.#timer.unref();
-    }
+    this.#armFlush();
   }
 
   /** The current second as `YYYY-MM-DDTHH:MM:SS.` (text and bytes), made once per second. */
@@ -382,10 +379,14 @@ export class AuditLog {
     p = putMillis(buf, p, durationMs);
     buf.set(parts.end, p);
     this.#length = p + parts.end.length;
-    if (this.#timer === undefined) {
-      this.#timer = setTimeout(() => this.flush(), this.#options.flushIntervalMs);
-      this.#timer.unref();
-    }
+    this.#armFlush();
+  }
+
+  /** Schedules the pending batch's write, unless one is scheduled. */
+  #armFlush(): void {
+    if (this.#timer !== undefined) return;
+    this.#timer = setTimeout(() => this.flush(), this.#options.flushIntervalMs);
+    this.#timer.unref();
   }
 
   /** Writes the pending batch now. */
