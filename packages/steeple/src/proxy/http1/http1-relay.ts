@@ -18,10 +18,11 @@ import {
   type BodyFraming,
   HttpParseError,
   MAX_HEAD_BYTES,
-  parseRequestHeadBytes,
-  parseResponseHeadBytes,
   type RequestHead,
   responseFraming,
+  scanned,
+  scanRequestHead,
+  scanResponseHead,
 } from './message-head.js';
 import { normalizeTarget } from './normalize-path.js';
 
@@ -76,6 +77,8 @@ interface Exchange {
   reqChunks: ChunkedScanner | undefined;
   reqDone: boolean;
   resHeadBuf: Buffer | undefined;
+  /** Where to look for the end of a response head that came in pieces (-1: not in pieces). */
+  resHeadSearch: number;
   resStarted: boolean;
   resFraming: BodyFraming | undefined;
   resRemaining: number;
@@ -117,6 +120,8 @@ export class Http1Relay {
   readonly #headTail: Buffer;
   #phase = Phase.Head;
   #pending: Buffer | undefined;
+  /** Where to look for the end of a request head that came in pieces (-1: not in pieces). */
+  #headSearch = -1;
   #ex: Exchange | undefined;
   #closeAfter = false;
   /** The upstream socket our listeners are on. */
@@ -175,38 +180,42 @@ export class Http1Relay {
 
   #nextRequest(): void {
     while (this.#phase === Phase.Head && this.#pending !== undefined) {
-      let buf = this.#pending;
+      const buf = this.#pending;
       // RFC 9112 §2.2: ignore empty lines before a request line.
       let start = 0;
       while (start + 1 < buf.length && buf[start] === 0x0d && buf[start + 1] === 0x0a) start += 2;
-      const end = buf.indexOf(CRLFCRLF, start);
-      if (end < 0) {
-        if (buf.length - start > MAX_HEAD_BYTES) this.#fail(431, 'request head too large');
-        else if (start > 0) this.#pending = buf.subarray(start);
-        return;
-      }
-      if (end - start > MAX_HEAD_BYTES) {
-        this.#fail(431, 'request head too large');
-        return;
-      }
-      let head: RequestHead;
+      let head: RequestHead | undefined;
       try {
-        head = parseRequestHeadBytes(buf, start, end);
+        // A head that came in pieces is parsed again only once its end is here (found
+        // from where the last look stopped), so a slow sender costs no repeated parses.
+        if (this.#headSearch < 0 || buf.indexOf(CRLFCRLF, Math.max(start, this.#headSearch)) >= 0) {
+          head = scanRequestHead(buf, start, Math.min(buf.length, start + MAX_HEAD_BYTES + 4));
+        }
       } catch (err) {
         const e = err as HttpParseError;
         this.#fail(e instanceof HttpParseError ? e.status : 400, e.message);
         return;
       }
-      // The head as received, up to and including its last line's CRLF.
-      const raw = buf.subarray(start, end + 2);
-      buf = buf.subarray(end + 4);
-      this.#pending = buf.length > 0 ? buf : undefined;
-      this.#startExchange(head, raw);
+      if (head === undefined) {
+        if (buf.length - start > MAX_HEAD_BYTES) {
+          this.#fail(431, 'request head too large');
+          return;
+        }
+        const held = start > 0 ? buf.subarray(start) : buf;
+        this.#pending = held;
+        this.#headSearch = Math.max(0, held.length - 3);
+        return;
+      }
+      this.#headSearch = -1;
+      const end = scanned.headEnd;
+      this.#pending = end + 4 < buf.length ? buf.subarray(end + 4) : undefined;
+      this.#startExchange(head, buf, start, end + 2);
     }
   }
 
-  #startExchange(head: RequestHead, raw: Buffer): void {
-    const headBytes = raw.length + 2;
+  /** `buf[start, headEnd)` is the head as received, up to and including its last line's CRLF. */
+  #startExchange(head: RequestHead, buf: Buffer, start: number, headEnd: number): void {
+    const headBytes = headEnd - start + 2;
     const normalized = normalizeTarget(head.target);
     if (normalized === undefined) {
       this.#fail(400, 'invalid request target');
@@ -233,7 +242,7 @@ export class Http1Relay {
       if (hasBody || head.wantsClose) this.#closeDown();
       return;
     }
-    const forwardHead = this.#buildHead(head, raw, normalized.changed ? normalized.target : undefined);
+    const forwardHead = this.#buildHead(head, buf, start, headEnd, normalized.changed ? normalized.target : undefined);
     this.#ex = {
       head,
       path: normalized.path,
@@ -245,6 +254,7 @@ export class Http1Relay {
       reqChunks: head.framing.kind === 'chunked' ? new ChunkedScanner() : undefined,
       reqDone: head.framing.kind === 'none',
       resHeadBuf: undefined,
+      resHeadSearch: -1,
       resStarted: false,
       resFraming: undefined,
       resRemaining: 0,
@@ -299,11 +309,11 @@ export class Http1Relay {
 
   /**
    * The head sent upstream: the received one, minus the identity header, plus ours.
-   * `raw` is the validated head as received (request line and header lines, each with
-   * its CRLF); when nothing in it changes it is forwarded byte for byte, with our
-   * header lines appended, instead of being rebuilt as text.
+   * `buf[start, headEnd)` is the validated head as received (request line and header
+   * lines, each with its CRLF); when nothing in it changes it is forwarded byte for byte,
+   * with our header lines appended, instead of being rebuilt as text.
    */
-  #buildHead(head: RequestHead, raw: Buffer, newTarget: string | undefined): Buffer {
+  #buildHead(head: RequestHead, buf: Buffer, start: number, headEnd: number, newTarget: string | undefined): Buffer {
     const strip = this.#o.stripHeader;
     const dropClose = this.#o.pooledUpstream && head.hasHeader('connection');
     // A pooled upstream connection outlives the caller's, so it always speaks HTTP/1.1.
@@ -313,7 +323,16 @@ export class Http1Relay {
       dropClose ||
       (this.#o.pooledUpstream && head.minorVersion !== 1) ||
       (strip !== undefined && head.hasHeader(strip));
-    if (!mustRebuild) return Buffer.concat([raw, this.#headTail], raw.length + this.#headTail.length);
+    const tail = this.#headTail;
+    if (!mustRebuild) {
+      const n = headEnd - start;
+      const out = Buffer.allocUnsafe(n + tail.length);
+      // Heads are short: a byte loop beats the native copy's set-up.
+      if (n <= 512) for (let i = 0; i < n; i++) out[i] = buf[start + i] as number;
+      else buf.copy(out, 0, start, headEnd);
+      out.set(tail, n);
+      return out;
+    }
     let text = `${head.method} ${newTarget ?? head.target} ${version}\r\n`;
     for (let i = 0; i < head.lines.length; i++) {
       const name = head.names[i] as string;
@@ -321,7 +340,7 @@ export class Http1Relay {
       if (dropClose && (name === 'connection' || name === 'keep-alive')) continue;
       text += `${head.lines[i]}\r\n`;
     }
-    return Buffer.concat([Buffer.from(text, 'latin1'), this.#headTail]);
+    return Buffer.concat([Buffer.from(text, 'latin1'), tail]);
   }
 
   #forwardRequestBody(chunk: Buffer): void {
@@ -399,15 +418,20 @@ export class Http1Relay {
       while (buf.length > 0 && !ex.resDone) {
         if (ex.resFraming === undefined) {
           const joined = ex.resHeadBuf === undefined ? buf : Buffer.concat([ex.resHeadBuf, buf]);
-          const end = joined.indexOf(CRLFCRLF);
-          if (end < 0) {
+          // As for requests: a head that came in pieces is parsed once its end is here.
+          const res =
+            ex.resHeadSearch < 0 || joined.indexOf(CRLFCRLF, ex.resHeadSearch) >= 0
+              ? scanResponseHead(joined, Math.min(joined.length, MAX_HEAD_BYTES + 4))
+              : undefined;
+          if (res === undefined) {
             if (joined.length > MAX_HEAD_BYTES) throw new HttpParseError('response head too large', 502);
             ex.resHeadBuf = joined;
+            ex.resHeadSearch = Math.max(0, joined.length - 3);
             return;
           }
           ex.resHeadBuf = undefined;
-          const res = parseResponseHeadBytes(joined, end);
-          const headEnd = end + 4;
+          ex.resHeadSearch = -1;
+          const headEnd = scanned.headEnd + 4;
           if (res.status === 101) {
             this.#writeFromUp(joined);
             ex.status = 101;

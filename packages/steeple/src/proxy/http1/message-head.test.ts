@@ -9,6 +9,9 @@ import {
   parseResponseHeadBytes,
   type RequestHead,
   responseFraming,
+  scanned,
+  scanRequestHead,
+  scanResponseHead,
 } from './message-head.js';
 import { normalizeTarget } from './normalize-path.js';
 
@@ -304,6 +307,90 @@ describe('parseRequestHeadBytes', () => {
             : base.slice(0, at) + base.slice(at + 1);
       if (text.includes('\r\n\r\n') || text.endsWith('\r\n')) continue; // a head never contains its own end
       same(text);
+    }
+  });
+});
+
+describe('scanRequestHead and scanResponseHead: finding the end while parsing', () => {
+  const requests = [
+    'GET /api/items HTTP/1.1\r\nhost: bench\r\nuser-agent: steeple-bench',
+    'POST /a?b=1 HTTP/1.1\r\nHost: shop\r\nContent-Length: 5\r\nX-Y:  z ',
+    'GET / HTTP/1.0',
+    'GET / HTTP/1.1\r\nhost: a\r\nbad\rheader: x',
+    'GET / HTTP/1.1\r\nhost: a\r\nhost: b',
+    'GET /a b HTTP/1.1\r\nhost: a',
+  ];
+  const responses = [
+    'HTTP/1.1 200 OK\r\ncontent-length: 3',
+    'HTTP/1.1 200 OK\r\nContent-Length: 3, 3',
+    'HTTP/1.1 200 OK\r\nContent-Length: 3\r\ncontent-length: 4',
+    'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip',
+    'HTTP/1.1 20',
+    'HTTP/1.1 200 OK\r\nx: a\nb',
+  ];
+  const result = (f: () => unknown) => {
+    try {
+      const r = f();
+      return r === undefined ? 'incomplete' : 'parsed';
+    } catch (err) {
+      return `error: ${(err as HttpParseError).message}`;
+    }
+  };
+
+  it('a complete request head gives what parseRequestHeadBytes gives, with its end', () => {
+    for (const text of requests) {
+      const b = Buffer.from(`xx${text}\r\n\r\nbody`, 'latin1');
+      const end = b.indexOf('\r\n\r\n', 2);
+      const whole = result(() => parseRequestHeadBytes(b, 2, end));
+      assert.equal(
+        result(() => scanRequestHead(b, 2, b.length)),
+        whole,
+        JSON.stringify(text),
+      );
+      if (whole === 'parsed') assert.equal(scanned.headEnd, end);
+    }
+  });
+
+  it('every prefix of a request head is incomplete or fails as the whole head does', () => {
+    for (const text of requests) {
+      const b = Buffer.from(`${text}\r\n\r\n`, 'latin1');
+      const whole = result(() => scanRequestHead(b, 0, b.length));
+      for (let n = 0; n < b.length; n++) {
+        const prefix = result(() => scanRequestHead(b, 0, n));
+        assert.ok(prefix === 'incomplete' || prefix === whole, `${JSON.stringify(text)} cut at ${n}: ${prefix}`);
+      }
+    }
+  });
+
+  it('a complete response head gives what parseResponseHeadBytes gives, with its end', () => {
+    for (const text of responses) {
+      const b = Buffer.from(`${text}\r\n\r\nbody`, 'latin1');
+      const end = b.indexOf('\r\n\r\n');
+      let whole: unknown;
+      let scannedFacts: unknown;
+      try {
+        whole = { ...parseResponseHeadBytes(b, end) };
+      } catch (err) {
+        whole = (err as Error).message;
+      }
+      try {
+        scannedFacts = { ...scanResponseHead(b, b.length) };
+        assert.equal(scanned.headEnd, end);
+      } catch (err) {
+        scannedFacts = (err as Error).message;
+      }
+      assert.deepEqual(scannedFacts, whole, JSON.stringify(text));
+    }
+  });
+
+  it('every prefix of a response head is incomplete or fails as the whole head does', () => {
+    for (const text of responses) {
+      const b = Buffer.from(`${text}\r\n\r\n`, 'latin1');
+      const whole = result(() => scanResponseHead(b, b.length));
+      for (let n = 0; n < b.length; n++) {
+        const prefix = result(() => scanResponseHead(b, n));
+        assert.ok(prefix === 'incomplete' || prefix === whole, `${JSON.stringify(text)} cut at ${n}: ${prefix}`);
+      }
     }
   });
 });

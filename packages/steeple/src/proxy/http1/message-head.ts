@@ -218,27 +218,33 @@ export function parseRequestHead(text: string): RequestHead {
   };
 }
 
-/** Where the line {@link checkHeaderLine} checked last ends (its CR, or the head's end). */
+/** Where the line {@link checkHeaderLine} checked last ends (its CR). */
 let checkedLineEnd = 0;
 
+/** What {@link checkHeaderLine} returns when the line does not end before the limit. */
+const INCOMPLETE = -1;
+
 /**
- * Checks the header line that starts at `pos` in a head ending at `end`, the way
- * splitHeaders checks a line (no bare CR, LF or NUL; no folding; a token name before the
- * first colon), and returns the colon's index; the line's end is left in
+ * Checks the header line that starts at `pos` in bytes that are complete up to `limit`,
+ * the way splitHeaders checks a line (no bare CR, LF or NUL; no folding; a token name
+ * before the first colon), and returns the colon's index, or {@link INCOMPLETE} when the
+ * line's CRLF is not before `limit` yet; the line's end is left in
  * {@link checkedLineEnd} (no object per line on this hot path).
  */
-function checkHeaderLine(buf: Buffer, pos: number, end: number): number {
+function checkHeaderLine(buf: Buffer, pos: number, limit: number): number {
   let i = pos;
   let colon = -1;
   let bad = false;
-  for (; i < end; i++) {
+  for (; i < limit; i++) {
     const c = buf[i] as number;
     if (c === 0x0d) {
+      if (i + 1 >= limit) return INCOMPLETE;
       if (buf[i + 1] === 0x0a) break;
       bad = true;
     } else if (c === 0x0a || c === 0) bad = true;
     else if (c === 0x3a && colon < 0) colon = i;
   }
+  if (i >= limit) return INCOMPLETE;
   if (bad) throw new HttpParseError('bare CR, LF or NUL in a header line');
   const c0 = buf[pos];
   if (c0 === 0x20 || c0 === 0x09) throw new HttpParseError('obsolete header line folding');
@@ -249,6 +255,12 @@ function checkHeaderLine(buf: Buffer, pos: number, end: number): number {
   checkedLineEnd = i;
   return colon;
 }
+
+/**
+ * Where the head found by the last successful {@link scanRequestHead} or
+ * {@link scanResponseHead} ends: the index of its final CRLFCRLF.
+ */
+export const scanned = { headEnd: 0 };
 
 /** The methods whose names are returned as constants (no string made per request). */
 const KNOWN_METHODS = ['GET', 'POST', 'PUT', 'HEAD', 'DELETE', 'PATCH', 'OPTIONS'];
@@ -288,15 +300,19 @@ function framingHeader(buf: Buffer, from: number, n: number): string | undefined
 
 /** A request head read from bytes; the header arrays are made only when asked for. */
 class BytesRequestHead implements RequestHead {
-  readonly #raw: Buffer;
+  /** The bytes the head was read from (shared, not copied) and where its header lines are. */
+  readonly #buf: Buffer;
   readonly #headersFrom: number;
+  /** The index of the CRLF that ends the last header line (or the request line). */
+  readonly #headersEnd: number;
   /** Bit (n & 31) is set when a header name of length n is present: most look-ups end here. */
   readonly #nameLengths: number;
   #fields: HeaderFields | undefined;
 
   constructor(
-    raw: Buffer,
+    buf: Buffer,
     headersFrom: number,
+    headersEnd: number,
     nameLengths: number,
     readonly method: string,
     readonly target: string,
@@ -306,16 +322,17 @@ class BytesRequestHead implements RequestHead {
     readonly upgrade: boolean,
     readonly host: string,
   ) {
-    this.#raw = raw;
+    this.#buf = buf;
     this.#headersFrom = headersFrom;
+    this.#headersEnd = headersEnd;
     this.#nameLengths = nameLengths;
   }
 
   #split(): HeaderFields {
     this.#fields ??=
-      this.#headersFrom >= this.#raw.length
+      this.#headersFrom >= this.#headersEnd
         ? { lines: [], names: [], values: [] }
-        : splitHeaders(this.#raw.toString('latin1', this.#headersFrom).split('\r\n'), 0);
+        : splitHeaders(this.#buf.toString('latin1', this.#headersFrom, this.#headersEnd).split('\r\n'), 0);
     return this.#fields;
   }
 
@@ -334,11 +351,12 @@ class BytesRequestHead implements RequestHead {
   hasHeader(lowerCaseName: string): boolean {
     const n = lowerCaseName.length;
     if ((this.#nameLengths & (1 << (n & 31))) === 0) return false;
-    const raw = this.#raw;
+    const buf = this.#buf;
+    const end = this.#headersEnd;
     let pos = this.#headersFrom;
-    while (pos < raw.length) {
-      if (raw[pos + n] === 0x3a && nameIs(raw, pos, n, lowerCaseName)) return true;
-      while (pos < raw.length && raw[pos] !== 0x0a) pos++;
+    while (pos < end) {
+      if (pos + n < end && buf[pos + n] === 0x3a && nameIs(buf, pos, n, lowerCaseName)) return true;
+      while (pos < end && buf[pos] !== 0x0a) pos++;
       pos++;
     }
     return false;
@@ -352,16 +370,32 @@ class BytesRequestHead implements RequestHead {
  * decide framing; the header arrays are built if something asks for them.
  */
 export function parseRequestHeadBytes(buf: Buffer, start: number, end: number): RequestHead {
+  return scanRequestHead(buf, start, end + 4) as RequestHead;
+}
+
+/**
+ * Finds and parses the request head that starts at `start`, reading only bytes before
+ * `limit`: the head, with its end (the index of its final CRLFCRLF) in
+ * {@link scanned}.headEnd, or undefined when its empty line is not before `limit` yet.
+ * One pass over the bytes finds the end and checks every line (what
+ * {@link parseRequestHeadBytes} checks); a head that is wrong in its complete part
+ * throws even before its end has arrived.
+ */
+export function scanRequestHead(buf: Buffer, start: number, limit: number): RequestHead | undefined {
   let lineEnd = start;
   let sp1 = -1;
   let sp2 = -1;
-  for (; lineEnd < end; lineEnd++) {
+  for (; lineEnd < limit; lineEnd++) {
     const c = buf[lineEnd];
     if (c === 0x20) {
       if (sp1 < 0) sp1 = lineEnd;
       sp2 = lineEnd;
-    } else if (c === 0x0d && buf[lineEnd + 1] === 0x0a) break;
+    } else if (c === 0x0d) {
+      if (lineEnd + 1 >= limit) return undefined;
+      if (buf[lineEnd + 1] === 0x0a) break;
+    }
   }
+  if (lineEnd >= limit) return undefined;
   if (sp1 <= start || sp2 <= sp1) throw new HttpParseError('malformed request line');
   for (let i = start; i < sp1; i++) {
     if (TOKEN_BYTE[buf[i] as number] !== 1) throw new HttpParseError('invalid method');
@@ -388,26 +422,32 @@ export function parseRequestHeadBytes(buf: Buffer, start: number, end: number): 
   } else {
     throw new HttpParseError('unsupported HTTP version', 505);
   }
-  const method = methodOf(buf, start, sp1);
-  const target = buf.toString('latin1', sp1 + 1, sp2);
   const headersFrom = lineEnd + 2;
-  const names: string[] = [];
-  const values: string[] = [];
+  let names: string[] | undefined;
+  let values: string[] | undefined;
   let nameLengths = 0;
   let pos = headersFrom;
-  while (pos <= end && lineEnd < end) {
-    const colon = checkHeaderLine(buf, pos, end);
+  for (;;) {
+    if (pos + 1 >= limit) return undefined;
+    if (buf[pos] === 0x0d && buf[pos + 1] === 0x0a) break; // the empty line: the head ends
+    const colon = checkHeaderLine(buf, pos, limit);
+    if (colon === INCOMPLETE) return undefined;
     const i = checkedLineEnd;
     nameLengths |= 1 << ((colon - pos) & 31);
     const name = framingHeader(buf, pos, colon - pos);
     if (name !== undefined) {
+      names ??= [];
+      values ??= [];
       names.push(name);
       values.push(name === 'upgrade' ? '' : buf.toString('latin1', colon + 1, i).trim());
     }
     lineEnd = i;
     pos = i + 2;
   }
-  const f = framingOf({ lines: names, names, values }, true);
+  scanned.headEnd = lineEnd;
+  const method = methodOf(buf, start, sp1);
+  const target = buf.toString('latin1', sp1 + 1, sp2);
+  const f = framingOf(names === undefined ? NO_FIELDS : { lines: names, names, values: values ?? [] }, true);
   if (minorVersion === 1 && f.hostCount !== 1) {
     throw new HttpParseError(f.hostCount === 0 ? 'missing Host header' : 'more than one Host header');
   }
@@ -417,8 +457,9 @@ export function parseRequestHeadBytes(buf: Buffer, start: number, end: number): 
       ? { kind: 'length', length: f.contentLength }
       : NO_BODY;
   return new BytesRequestHead(
-    buf.subarray(start, end),
-    headersFrom - start,
+    buf,
+    headersFrom,
+    lineEnd,
     nameLengths,
     method,
     target,
@@ -430,6 +471,7 @@ export function parseRequestHeadBytes(buf: Buffer, start: number, end: number): 
   );
 }
 
+const NO_FIELDS: HeaderFields = Object.freeze({ lines: [], names: [], values: [] });
 const CHUNKED: BodyFraming = Object.freeze({ kind: 'chunked' });
 const NO_BODY: BodyFraming = Object.freeze({ kind: 'none' });
 
@@ -480,9 +522,38 @@ function nameIs(buf: Buffer, from: number, length: number, name: string): boolea
  * The status must be three digits.
  */
 export function parseResponseHeadBytes(buf: Buffer, end: number): ResponseFacts {
+  return scanResponseHead(buf, end + 4) as ResponseFacts;
+}
+
+/** The facts of a complete head, by the string parser (which also throws what it finds wrong). */
+function responseFactsOf(text: string): ResponseFacts {
+  const r = parseResponseHead(text);
+  return {
+    status: r.status,
+    minorVersion: r.minorVersion,
+    connectionClose: r.connectionClose,
+    contentLength: r.contentLength,
+    chunked: r.chunked,
+  };
+}
+
+/**
+ * Finds and parses the response head at the start of `buf`, reading only bytes before
+ * `limit`: its facts, with its end (the index of its final CRLFCRLF) in
+ * {@link scanned}.headEnd, or undefined when its empty line is not before `limit` yet
+ * (see {@link scanRequestHead}); the checks are {@link parseResponseHeadBytes}'s.
+ */
+export function scanResponseHead(buf: Buffer, limit: number): ResponseFacts | undefined {
   let lineEnd = 0;
-  while (lineEnd < end && !(buf[lineEnd] === 0x0d && buf[lineEnd + 1] === 0x0a)) lineEnd++;
-  if (lineEnd < 12) return parseResponseHead(buf.toString('latin1', 0, end)); // the string parser decides (and throws)
+  for (; lineEnd < limit; lineEnd++) {
+    if (buf[lineEnd] === 0x0d) {
+      if (lineEnd + 1 >= limit) return undefined;
+      if (buf[lineEnd + 1] === 0x0a) break;
+    }
+  }
+  if (lineEnd >= limit) return undefined;
+  // A status line this short is malformed: the string parser says how (it throws).
+  if (lineEnd < 12) return responseFactsOf(buf.toString('latin1', 0, lineEnd));
   if (
     buf[0] !== 0x48 || // H
     buf[1] !== 0x54 || // T
@@ -503,29 +574,24 @@ export function parseResponseHeadBytes(buf: Buffer, end: number): ResponseFacts 
   const status = d0 * 100 + d1 * 10 + d2;
   if (status < 100) throw new HttpParseError('malformed status', 502);
   // Content-Length values that are plain digits are read here; the other framing headers
-  // go through framingOf as strings.
+  // go through framingOf as strings. Anything else about Content-Length (a list, other
+  // characters, values that disagree): the string parser decides, once the head is complete.
   let contentLength = -1;
+  let byString = false;
   let names: string[] | undefined;
   let values: string[] | undefined;
   let pos = lineEnd + 2;
-  while (pos <= end && lineEnd < end) {
-    const colon = checkHeaderLine(buf, pos, end);
+  for (;;) {
+    if (pos + 1 >= limit) return undefined;
+    if (buf[pos] === 0x0d && buf[pos + 1] === 0x0a) break; // the empty line: the head ends
+    const colon = checkHeaderLine(buf, pos, limit);
+    if (colon === INCOMPLETE) return undefined;
     const i = checkedLineEnd;
     const n = colon - pos;
     if (n === 14 && nameIs(buf, pos, n, 'content-length')) {
       const length = plainDigits(buf, colon + 1, i);
-      // Anything but plain digits agreeing with earlier ones: the string parser decides.
-      if (length < 0 || (contentLength >= 0 && contentLength !== length)) {
-        const r = parseResponseHead(buf.toString('latin1', 0, end));
-        return {
-          status: r.status,
-          minorVersion: r.minorVersion,
-          connectionClose: r.connectionClose,
-          contentLength: r.contentLength,
-          chunked: r.chunked,
-        };
-      }
-      contentLength = length;
+      if (length < 0 || (contentLength >= 0 && contentLength !== length)) byString = true;
+      else contentLength = length;
     } else {
       const name =
         n === 17 && nameIs(buf, pos, n, 'transfer-encoding')
@@ -543,6 +609,8 @@ export function parseResponseHeadBytes(buf: Buffer, end: number): ResponseFacts 
     lineEnd = i;
     pos = i + 2;
   }
+  scanned.headEnd = lineEnd;
+  if (byString) return responseFactsOf(buf.toString('latin1', 0, lineEnd));
   if (names === undefined) {
     return { status, minorVersion, connectionClose: minorVersion === 0, contentLength, chunked: false };
   }
