@@ -159,24 +159,29 @@ interface CachedSeries {
  */
 const seriesOf = new WeakMap<Decision, CachedSeries>();
 
-/** Counts a decision in the metrics: the deciding policy, and AUDIT and dry-run matches. */
-export function countDecision(ctx: ListenerContext, listener: string, d: Decision): void {
+/**
+ * Counts a decision in the metrics: the deciding policy, and AUDIT and dry-run matches.
+ * Returns the counter series of a shared decision (the caller may count the same
+ * decision again by incrementing it), undefined for per-request ones.
+ */
+export function countDecision(ctx: ListenerContext, listener: string, d: Decision): DecisionCount | undefined {
   if (d.audit === undefined && d.dryRun === undefined && Object.isFrozen(d)) {
     const c = seriesOf.get(d);
     if (c !== undefined && c.metrics === ctx.metrics && c.listener === listener) {
       c.series.value++;
-      return;
+      return c.series;
     }
     const action = d.policy === undefined ? '' : d.allowed ? 'ALLOW' : 'DENY';
     const series = ctx.metrics.decisionSeries(listener, d.policy ?? '', action, d.allowed);
     seriesOf.set(d, { metrics: ctx.metrics, listener, series });
     series.value++;
-    return;
+    return series;
   }
   const action = d.policy === undefined ? '' : d.allowed ? 'ALLOW' : 'DENY';
   ctx.metrics.countDecision(listener, d.policy ?? '', action, d.allowed);
   if (d.audit !== undefined) ctx.metrics.countDecision(listener, d.audit.policy, 'AUDIT', d.allowed);
   if (d.dryRun !== undefined) ctx.metrics.countDecision(listener, d.dryRun.policy ?? '', 'DRY_RUN', d.dryRun.allowed);
+  return undefined;
 }
 
 /** A short, stable metric label for a failed handshake or a refused peer. */

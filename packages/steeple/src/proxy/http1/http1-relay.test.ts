@@ -117,6 +117,32 @@ describe('Http1Relay', () => {
     assert.match(streamed, /part2/);
   });
 
+  it('reads a request head that arrives in pieces, however it is cut', async () => {
+    const head = 'GET /pieces HTTP/1.1\r\nhost: a\r\nx-a: 1\r\n\r\n';
+    // Cuts inside the request line, inside a CRLF, inside the final empty line, one byte at a time.
+    const cuts = [[5], [22, 23], [head.length - 3, head.length - 1], [10, 20, 30, 40]];
+    for (const at of cuts) {
+      const parts: string[] = [];
+      let from = 0;
+      for (const c of at) {
+        parts.push(head.slice(from, c));
+        from = c;
+      }
+      parts.push(head.slice(from));
+      const text = await exchange(relay.port, parts, (t) => t.includes('/pieces"'));
+      assert.match(text, /HTTP\/1.1 200/, `cut at ${at.join(',')}`);
+      assert.equal(count(text, 'By=spiffe://t/b;URI=spiffe://t/a'), 1);
+    }
+    const slow = await exchange(relay.port, head.split(''), (t) => t.includes('/pieces"'));
+    assert.match(slow, /HTTP\/1.1 200/);
+  });
+
+  it('refuses a head that grows past the limit in pieces with 431', async () => {
+    const big = `GET / HTTP/1.1\r\nhost: a\r\nx-big: ${'a'.repeat(40_000)}`;
+    const text = await exchange(relay.port, [big, 'b'.repeat(40_000)], (t) => t.includes('431'));
+    assert.match(text, /HTTP\/1.1 431/);
+  });
+
   it('answers 403 for a denied request and keeps a body-less connection open', async () => {
     const text = await exchange(
       relay.port,

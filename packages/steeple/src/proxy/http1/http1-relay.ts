@@ -10,12 +10,15 @@
  * `101 Switching Protocols` turns the connection into a byte tunnel.
  * @module
  */
+
 import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { Decision } from '@steeple/spiffe/policy';
 import type { UpstreamLease, UpstreamProvider } from '../upstream/upstream.js';
 import { ChunkedScanner } from './chunked-scanner.js';
 import {
   type BodyFraming,
+  type HeadStrings,
   HttpParseError,
   MAX_HEAD_BYTES,
   type RequestHead,
@@ -122,6 +125,8 @@ export class Http1Relay {
   #pending: Buffer | undefined;
   /** Where to look for the end of a request head that came in pieces (-1: not in pieces). */
   #headSearch = -1;
+  /** This connection's last target and Host (requests on a connection mostly repeat them). */
+  readonly #strings: HeadStrings = { target: '', host: '' };
   #ex: Exchange | undefined;
   #closeAfter = false;
   /** The upstream socket our listeners are on. */
@@ -189,7 +194,7 @@ export class Http1Relay {
         // A head that came in pieces is parsed again only once its end is here (found
         // from where the last look stopped), so a slow sender costs no repeated parses.
         if (this.#headSearch < 0 || buf.indexOf(CRLFCRLF, Math.max(start, this.#headSearch)) >= 0) {
-          head = scanRequestHead(buf, start, Math.min(buf.length, start + MAX_HEAD_BYTES + 4));
+          head = scanRequestHead(buf, start, Math.min(buf.length, start + MAX_HEAD_BYTES + 4), this.#strings);
         }
       } catch (err) {
         const e = err as HttpParseError;
@@ -272,40 +277,43 @@ export class Http1Relay {
   }
 
   #acquire(): void {
-    this.#o.upstream.acquire((err, lease) => {
-      const ex = this.#ex;
-      if (ex === undefined || this.#phase === Phase.Closed) {
-        if (lease) this.#o.upstream.release(lease, lease.socket.readyState === 'open');
-        return;
-      }
-      if (err !== undefined || lease === undefined) {
-        this.#respondError(503, `upstream connect error: ${err?.message ?? 'no connection'}`);
-        return;
-      }
-      ex.lease = lease;
-      const up = lease.socket;
-      // A dedicated connection keeps our listeners between exchanges (fewer listener
-      // changes per request); a pooled one moves between callers and is re-attached.
-      if (this.#attached !== up) {
-        up.on('data', this.#onUpData);
-        up.on('end', this.#onUpEnd);
-        up.on('close', this.#onUpClose);
-        up.on('error', this.#onUpError);
-        this.#attached = up;
-      }
-      up.write(ex.forwardHead);
-      if (ex.reqDone) {
-        this.#phase = Phase.AwaitResponse;
-        // Nothing of the held bytes belongs to this request; they wait for the next one.
-        return;
-      }
-      this.#phase = Phase.RequestBody;
-      const held = this.#pending;
-      this.#pending = undefined;
-      if (held !== undefined) this.#forwardRequestBody(held);
-      if (this.#down.isPaused() && this.#phase === Phase.RequestBody) this.#down.resume();
-    });
+    this.#o.upstream.acquire(this.#onLease);
   }
+
+  /** Takes the upstream connection for the current exchange (one function per relay, not one per request). */
+  readonly #onLease = (err: Error | undefined, lease?: UpstreamLease): void => {
+    const ex = this.#ex;
+    if (ex === undefined || this.#phase === Phase.Closed) {
+      if (lease) this.#o.upstream.release(lease, lease.socket.readyState === 'open');
+      return;
+    }
+    if (err !== undefined || lease === undefined) {
+      this.#respondError(503, `upstream connect error: ${err?.message ?? 'no connection'}`);
+      return;
+    }
+    ex.lease = lease;
+    const up = lease.socket;
+    // A dedicated connection keeps our listeners between exchanges (fewer listener
+    // changes per request); a pooled one moves between callers and is re-attached.
+    if (this.#attached !== up) {
+      up.on('data', this.#onUpData);
+      up.on('end', this.#onUpEnd);
+      up.on('close', this.#onUpClose);
+      up.on('error', this.#onUpError);
+      this.#attached = up;
+    }
+    up.write(ex.forwardHead);
+    if (ex.reqDone) {
+      this.#phase = Phase.AwaitResponse;
+      // Nothing of the held bytes belongs to this request; they wait for the next one.
+      return;
+    }
+    this.#phase = Phase.RequestBody;
+    const held = this.#pending;
+    this.#pending = undefined;
+    if (held !== undefined) this.#forwardRequestBody(held);
+    if (this.#down.isPaused() && this.#phase === Phase.RequestBody) this.#down.resume();
+  };
 
   /**
    * The head sent upstream: the received one, minus the identity header, plus ours.

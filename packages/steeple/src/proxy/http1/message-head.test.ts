@@ -225,12 +225,21 @@ describe('parseRequestHeadBytes', () => {
       return { error: (err as HttpParseError).message, status: (err as HttpParseError).status };
     }
   };
+  // One connection's remembered strings, shared by every head checked here: a head gets
+  // the same target and Host whether or not they repeat the previous head's.
+  const strings = { target: '', host: '' };
   const same = (text: string) => {
     const b = Buffer.from(`xx${text}\r\n\r\nbody`, 'latin1');
+    const expected = outcome(() => parseRequestHead(text));
     assert.deepEqual(
       outcome(() => parseRequestHeadBytes(b, 2, b.indexOf('\r\n\r\n', 2))),
-      outcome(() => parseRequestHead(text)),
+      expected,
       JSON.stringify(text),
+    );
+    assert.deepEqual(
+      outcome(() => scanRequestHead(b, 2, b.length, strings) as RequestHead),
+      expected,
+      `${JSON.stringify(text)} with remembered strings`,
     );
   };
   const heads = [
@@ -280,6 +289,12 @@ describe('parseRequestHeadBytes', () => {
     'GET / HTTP/1.1\r\nhost:\r\nx:',
     'GET / HTTP/1.1\r\nhostx: a\r\nhost: b',
     'GET / HTTP/1.1\r\nhost: a\r\nx-forwarded-client-certx: 1',
+    'GET / HTTP/1.1\r\nhost: \u00a0a\u000b\t ',
+    'GET / HTTP/1.1\r\nhost: \u000c\u0085a\u0085',
+    'GET / HTTP/1.1\r\nhost: a ',
+    'GET / HTTP/1.1\r\nhost: A',
+    'GET /x HTTP/1.1\r\nhost: a',
+    'GET /x HTTP/1.1\r\nhost: a',
   ];
 
   it('agrees with parseRequestHead on valid and invalid heads', () => {

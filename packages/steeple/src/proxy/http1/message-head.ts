@@ -374,6 +374,42 @@ export function parseRequestHeadBytes(buf: Buffer, start: number, end: number): 
 }
 
 /**
+ * The strings of a connection's last request head: a request that repeats them (the same
+ * target, the same Host, as most requests on a connection do) gets the same strings
+ * instead of new ones decoded from its bytes.
+ */
+export interface HeadStrings {
+  target: string;
+  host: string;
+}
+
+/** `s` when buf[from, to) holds its characters (latin1), else the bytes decoded (and remembered by the caller). */
+function sameOrDecoded(s: string, buf: Buffer, from: number, to: number): string {
+  const n = to - from;
+  if (s.length === n) {
+    let i = 0;
+    while (i < n && s.charCodeAt(i) === buf[from + i]) i++;
+    if (i === n) return s;
+  }
+  return buf.toString('latin1', from, to);
+}
+
+/** The Host value in buf[from, to) without surrounding spaces and tabs, as `trim()` leaves it in latin1 text. */
+function hostValue(strings: HeadStrings | undefined, buf: Buffer, from: number, to: number): string {
+  while (from < to && isTrimmed(buf[from] as number)) from++;
+  while (to > from && isTrimmed(buf[to - 1] as number)) to--;
+  if (strings === undefined) return buf.toString('latin1', from, to);
+  const host = sameOrDecoded(strings.host, buf, from, to);
+  strings.host = host;
+  return host;
+}
+
+/** What String#trim removes that can appear in a latin1 header value: SP, HT, VT, FF and NBSP (CR, LF never reach here). */
+function isTrimmed(c: number): boolean {
+  return c === 0x20 || c === 0x09 || c === 0x0b || c === 0x0c || c === 0xa0;
+}
+
+/**
  * Finds and parses the request head that starts at `start`, reading only bytes before
  * `limit`: the head, with its end (the index of its final CRLFCRLF) in
  * {@link scanned}.headEnd, or undefined when its empty line is not before `limit` yet.
@@ -381,7 +417,12 @@ export function parseRequestHeadBytes(buf: Buffer, start: number, end: number): 
  * {@link parseRequestHeadBytes} checks); a head that is wrong in its complete part
  * throws even before its end has arrived.
  */
-export function scanRequestHead(buf: Buffer, start: number, limit: number): RequestHead | undefined {
+export function scanRequestHead(
+  buf: Buffer,
+  start: number,
+  limit: number,
+  strings?: HeadStrings,
+): RequestHead | undefined {
   let lineEnd = start;
   let sp1 = -1;
   let sp2 = -1;
@@ -439,14 +480,25 @@ export function scanRequestHead(buf: Buffer, start: number, limit: number): Requ
       names ??= [];
       values ??= [];
       names.push(name);
-      values.push(name === 'upgrade' ? '' : buf.toString('latin1', colon + 1, i).trim());
+      values.push(
+        name === 'upgrade'
+          ? ''
+          : name === 'host'
+            ? hostValue(strings, buf, colon + 1, i)
+            : buf.toString('latin1', colon + 1, i).trim(),
+      );
     }
     lineEnd = i;
     pos = i + 2;
   }
   scanned.headEnd = lineEnd;
   const method = methodOf(buf, start, sp1);
-  const target = buf.toString('latin1', sp1 + 1, sp2);
+  let target: string;
+  if (strings === undefined) target = buf.toString('latin1', sp1 + 1, sp2);
+  else {
+    target = sameOrDecoded(strings.target, buf, sp1 + 1, sp2);
+    strings.target = target;
+  }
   const f = framingOf(names === undefined ? NO_FIELDS : { lines: names, names, values: values ?? [] }, true);
   if (minorVersion === 1 && f.hostCount !== 1) {
     throw new HttpParseError(f.hostCount === 0 ? 'missing Host header' : 'more than one Host header');

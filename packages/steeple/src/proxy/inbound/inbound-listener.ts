@@ -10,7 +10,9 @@
  * STRICT listens with the TLS server directly (no first-byte peek), the fastest path.
  * @module
  */
+
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import tls from 'node:tls';
 import { authorizeAny, getPeerId, mtlsServerOptions, type SpiffeError, serveMtls } from '@steeple/spiffe/core';
 import type { Decision, PolicyEvaluator, RequestAttributes } from '@steeple/spiffe/policy';
@@ -41,6 +43,7 @@ import {
 import { drain } from '../net/drain.js';
 import { IdleSweeper } from '../net/idle-sweeper.js';
 import { splice } from '../net/splice.js';
+import type { DecisionCount } from '../proxy-metrics.js';
 import { AppConnection, connectPlain } from '../upstream/app-connection.js';
 
 /** The identity header forwarded to the app (Envoy's name and format). */
@@ -68,6 +71,8 @@ interface Caller {
   decided?: { readonly by: PolicyEvaluator; readonly decision: Decision };
   /** The connection's addresses as policy attributes, read from the socket once. */
   addresses?: { readonly sourceIp: string; readonly destinationIp: string; readonly destinationPort: number };
+  /** The metrics series of the last shared decision this connection counted (requests mostly repeat it). */
+  counted?: { readonly decision: Decision; readonly series: DecisionCount };
 }
 
 interface RecordParts {
@@ -405,7 +410,12 @@ export class InboundListener {
       decision = evaluator.evaluate(this.#attributes(c, 'http', method, path, host, header));
       if (evaluator.connectionScoped(this.config.name)) c.decided = { by: evaluator, decision };
     }
-    countDecision(this.#ctx, this.config.name, decision);
+    const counted = c.counted;
+    if (counted !== undefined && counted.decision === decision) counted.series.value++;
+    else {
+      const series = countDecision(this.#ctx, this.config.name, decision);
+      if (series !== undefined) c.counted = { decision, series };
+    }
     return decision;
   }
 
@@ -436,6 +446,11 @@ export class InboundListener {
         tail: serializeTlsFields({ tls_version: c.tls?.tls_version, tls_cipher: c.tls?.tls_cipher }),
       };
       c.recordParts = parts;
+    }
+    // The common case first: the same shared decision as this connection's last request.
+    if (o.error === undefined && parts.encoded !== undefined && parts.encodedFor === o.decision) {
+      audit.writeRequest(parts.encoded, o.method, o.path, o.host, o.status, o.bytesReceived, o.bytesSent, o.durationMs);
+      return;
     }
     if (o.error !== undefined || (o.decision !== undefined && !Object.isFrozen(o.decision))) {
       audit.writeFields(
