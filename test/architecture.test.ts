@@ -117,6 +117,42 @@ describe('architecture', () => {
     assert.deepEqual(problems, []);
   });
 
+  it('nothing reachable from @steeple/spiffe/core loads @peculiar/* (certificates are read with our own DER code)', () => {
+    // asn1-x509/asn1-schema (with asn1js, tslib, pvtsutils) cost the mTLS proxy 6–10 MiB
+    // resident; only the issuing side (certificate-builder.ts) may use them.
+    const STATIC =
+      /(?:^|\n)\s*(?:import|export)\s(?!type\s)[^'"`;]*?from\s+['"]([^'"]+)['"]|(?:^|\n)\s*import\s+['"]([^'"]+)['"]/g;
+    const sdkSource = (spec: string): string | undefined => {
+      const entry = sdkPkg.exports[`.${spec.slice('@steeple/spiffe'.length)}`]?.['steeple-source'];
+      return entry ? join(root, 'packages/spiffe', entry) : undefined;
+    };
+    const start = join(sdkSrc, 'core.ts');
+    const via = new Map<string, string | undefined>([[start, undefined]]);
+    const queue = [start];
+    const problems: string[] = [];
+    for (let file = queue.shift(); file !== undefined; file = queue.shift()) {
+      for (const m of readFileSync(file, 'utf8').matchAll(STATIC)) {
+        const spec = (m[1] ?? m[2]) as string;
+        let target: string | undefined;
+        if (spec.startsWith('.')) target = resolve(dirname(file), spec).replace(/\.js$/, '.ts');
+        else if (packageName(spec) === '@steeple/spiffe') target = sdkSource(spec);
+        else if (spec.startsWith('@peculiar/')) {
+          const chain: string[] = [];
+          for (let f: string | undefined = file; f !== undefined; f = via.get(f)) chain.unshift(relative(root, f));
+          problems.push(
+            `${relative(root, file)} imports "${spec}" and is loaded by @steeple/spiffe/core (${chain.join(' → ')}): read certificates with internal/der.ts and internal/x509-extensions.ts; @peculiar belongs to the issuing side`,
+          );
+        }
+        if (target?.endsWith('.ts') && !via.has(target)) {
+          via.set(target, file);
+          queue.push(target);
+        }
+      }
+    }
+    assert.ok(via.size > 10, `expected to follow core.ts's imports, reached only ${via.size} files`);
+    assert.deepEqual(problems, []);
+  });
+
   it('SDK layers only look down: spiffeid ← bundle ← svid ← {workload-api, tls} ← {grpc, undici}', () => {
     const problems: string[] = [];
     for (const file of sourceFiles(sdkSrc)) {

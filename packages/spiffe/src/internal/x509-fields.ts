@@ -4,26 +4,30 @@
  * `subjectAltName` is one comma-joined string (a comma inside a URI makes it ambiguous),
  * `keyUsage` is really the extended-key-usage list, and there is no date-typed validity.
  *
- * The outer framing (TBSCertificate, validity, extension list) is walked with a small
- * strict DER reader; extension values are decoded with @peculiar/asn1-x509. Decoding
- * is expensive (tens of µs per extension), so results are cached per certificate
- * object, and {@link certificateFromDer} caches the certificate objects themselves by
- * their bytes (constructing an `X509Certificate` costs more than an ECDSA verify).
+ * The outer framing (TBSCertificate, validity, extension list) is walked with the
+ * strict DER reader of der.ts, and extension values are decoded by x509-extensions.ts;
+ * neither loads an ASN.1 schema library, so checking a peer's certificate stays cheap in
+ * memory. Results are still cached per certificate object, and {@link certificateFromDer}
+ * caches the certificate objects themselves by their bytes (constructing an
+ * `X509Certificate` costs more than an ECDSA verify).
  *
  * Malformed input throws a `RangeError`; callers wrap it in their own typed error.
  * @module
  */
 import { createHash, X509Certificate } from 'node:crypto';
-import { AsnConvert } from '@peculiar/asn1-schema';
+import { decodeOid, expectTlv as expect, readTlv, type Tlv } from './der.js';
 import {
-  AuthorityKeyIdentifier,
-  BasicConstraints,
-  ExtendedKeyUsage,
-  type GeneralName,
-  KeyUsage,
-  NameConstraints,
-  SubjectAlternativeName,
-} from '@peculiar/asn1-x509';
+  decodeAuthorityKeyIdentifier,
+  decodeBasicConstraints,
+  decodeExtKeyUsage,
+  decodeKeyUsage,
+  decodeNameConstraints,
+  decodeSubjectAltName,
+  type NameSubtree,
+} from './x509-extensions.js';
+
+export { decodeOid, readTlv } from './der.js';
+export type { NameSubtree } from './x509-extensions.js';
 
 /** Extension OIDs this module understands. */
 export const OID = {
@@ -88,12 +92,6 @@ export interface SubjectAltNameField {
   readonly otherCount: number;
 }
 
-export interface NameSubtree {
-  readonly form: 'uri' | 'dns' | 'other';
-  /** The constraint value for `uri`/`dns`; a description for `other`. */
-  readonly value: string;
-}
-
 export interface NameConstraintsField {
   readonly critical: boolean;
   readonly permitted: readonly NameSubtree[];
@@ -126,72 +124,6 @@ export interface X509Fields {
   readonly subjectKeyIdentifier: Buffer | undefined;
   /** The authorityKeyIdentifier extension's keyIdentifier, decoded on first access. */
   readonly authorityKeyIdentifier: Buffer | undefined;
-}
-
-// ---------------------------------------------------------------------------
-// A strict DER reader, just enough for certificate framing.
-
-interface Tlv {
-  readonly tag: number;
-  /** Offset of the first header byte. */
-  readonly offset: number;
-  /** Offset of the first content byte. */
-  readonly start: number;
-  /** Offset just past the content. */
-  readonly end: number;
-}
-
-export function readTlv(buf: Uint8Array, offset: number, limit: number = buf.length): Tlv {
-  if (offset + 2 > limit) throw new RangeError(`truncated DER element at byte ${offset}`);
-  const tag = buf[offset] as number;
-  if ((tag & 0x1f) === 0x1f) throw new RangeError(`unsupported multi-byte DER tag at byte ${offset}`);
-  let len = buf[offset + 1] as number;
-  let p = offset + 2;
-  if (len & 0x80) {
-    const count = len & 0x7f;
-    if (count === 0 || count > 4) throw new RangeError(`unsupported DER length form at byte ${offset}`);
-    if (p + count > limit) throw new RangeError(`truncated DER length at byte ${offset}`);
-    if (buf[p] === 0) throw new RangeError(`non-minimal DER length at byte ${offset}`);
-    len = 0;
-    for (let i = 0; i < count; i++) len = len * 256 + (buf[p + i] as number);
-    if (len < 0x80) throw new RangeError(`non-minimal DER length at byte ${offset}`);
-    p += count;
-  }
-  if (p + len > limit) throw new RangeError(`DER element at byte ${offset} runs past its container`);
-  return { tag, offset, start: p, end: p + len };
-}
-
-function expect(buf: Uint8Array, offset: number, limit: number, tag: number, what: string): Tlv {
-  const t = readTlv(buf, offset, limit);
-  if (t.tag !== tag) {
-    throw new RangeError(`${what}: expected DER tag 0x${tag.toString(16)}, found 0x${t.tag.toString(16)}`);
-  }
-  return t;
-}
-
-/** Decodes a DER OBJECT IDENTIFIER body into dotted form. */
-export function decodeOid(buf: Uint8Array, start: number, end: number): string {
-  if (start >= end) throw new RangeError('empty OBJECT IDENTIFIER');
-  const arcs: number[] = [];
-  let value = 0;
-  let first = true;
-  for (let i = start; i < end; i++) {
-    const b = buf[i] as number;
-    if (value === 0 && b === 0x80) throw new RangeError('non-minimal OBJECT IDENTIFIER arc');
-    value = value * 128 + (b & 0x7f);
-    if (value > Number.MAX_SAFE_INTEGER / 128) throw new RangeError('OBJECT IDENTIFIER arc too large');
-    if (b & 0x80) continue;
-    if (first) {
-      const top = value < 40 ? 0 : value < 80 ? 1 : 2;
-      arcs.push(top, value - top * 40);
-      first = false;
-    } else {
-      arcs.push(value);
-    }
-    value = 0;
-  }
-  if ((buf[end - 1] as number) & 0x80) throw new RangeError('truncated OBJECT IDENTIFIER');
-  return arcs.join('.');
 }
 
 const DIGITS = /^\d+$/;
@@ -237,22 +169,13 @@ function decodeTime(buf: Uint8Array, t: Tlv): Date {
   return d;
 }
 
-/** Parses `value` with an asn1-x509 schema, insisting the value is exactly one DER element. */
-function decodeExtension<T>(ext: RawExtension, schema: new () => T): T {
-  const t = readTlv(ext.value, 0);
-  if (t.end !== ext.value.length) throw new RangeError(`extension ${ext.oid} has trailing bytes`);
+/** Runs `decode` on the extension's value, naming the extension in any error. */
+function decodeExtension<T>(ext: RawExtension, decode: (value: Uint8Array) => T): T {
   try {
-    return AsnConvert.parse(ext.value, schema);
+    return decode(ext.value);
   } catch (cause) {
-    throw new RangeError(`extension ${ext.oid} is malformed: ${(cause as Error).message}`);
+    throw new RangeError(`extension ${ext.oid} is malformed: ${(cause as Error).message}`, { cause });
   }
-}
-
-function nameForm(name: GeneralName): NameSubtree {
-  if (name.uniformResourceIdentifier !== undefined) return { form: 'uri', value: name.uniformResourceIdentifier };
-  if (name.dNSName !== undefined) return { form: 'dns', value: name.dNSName };
-  const kind = Object.keys(name).find((k) => (name as Record<string, unknown>)[k] !== undefined) ?? 'unknown';
-  return { form: 'other', value: kind };
 }
 
 class ParsedFields implements X509Fields {
@@ -350,43 +273,17 @@ class ParsedFields implements X509Fields {
 
     const bc = extensions.get(OID.basicConstraints);
     if (bc) {
-      const v = decodeExtension(bc, BasicConstraints);
-      this.basicConstraints = { critical: bc.critical, ca: v.cA === true, pathLength: v.pathLenConstraint };
+      const v = decodeExtension(bc, decodeBasicConstraints);
+      this.basicConstraints = { critical: bc.critical, ca: v.ca, pathLength: v.pathLength };
     }
     const ku = extensions.get(OID.keyUsage);
-    if (ku) {
-      const v = decodeExtension(ku, KeyUsage);
-      this.keyUsage = { critical: ku.critical, flags: v.toNumber() };
-    }
+    if (ku) this.keyUsage = { critical: ku.critical, flags: decodeExtension(ku, decodeKeyUsage) };
     const eku = extensions.get(OID.extKeyUsage);
-    if (eku) {
-      const v = decodeExtension(eku, ExtendedKeyUsage);
-      this.extKeyUsage = { critical: eku.critical, purposes: Object.freeze([...v]) };
-    }
+    if (eku) this.extKeyUsage = { critical: eku.critical, purposes: decodeExtension(eku, decodeExtKeyUsage) };
     const san = extensions.get(OID.subjectAltName);
-    if (san) {
-      const v = decodeExtension(san, SubjectAlternativeName);
-      const uris: string[] = [];
-      const dnsNames: string[] = [];
-      const ipAddresses: string[] = [];
-      let otherCount = 0;
-      for (const name of v) {
-        if (name.uniformResourceIdentifier !== undefined) uris.push(name.uniformResourceIdentifier);
-        else if (name.dNSName !== undefined) dnsNames.push(name.dNSName);
-        else if (name.iPAddress !== undefined) ipAddresses.push(name.iPAddress);
-        else otherCount++;
-      }
-      this.subjectAltName = { critical: san.critical, uris, dnsNames, ipAddresses, otherCount };
-    }
+    if (san) this.subjectAltName = { critical: san.critical, ...decodeExtension(san, decodeSubjectAltName) };
     const nc = extensions.get(OID.nameConstraints);
-    if (nc) {
-      const v = decodeExtension(nc, NameConstraints);
-      this.nameConstraints = {
-        critical: nc.critical,
-        permitted: [...(v.permittedSubtrees ?? [])].map((s) => nameForm(s.base)),
-        excluded: [...(v.excludedSubtrees ?? [])].map((s) => nameForm(s.base)),
-      };
-    }
+    if (nc) this.nameConstraints = { critical: nc.critical, ...decodeExtension(nc, decodeNameConstraints) };
   }
 
   get subjectKeyIdentifier(): Buffer | undefined {
@@ -405,8 +302,8 @@ class ParsedFields implements X509Fields {
   get authorityKeyIdentifier(): Buffer | undefined {
     if (this.#aki === null) {
       const ext = this.extensions.get(OID.authorityKeyIdentifier);
-      const keyId = ext ? decodeExtension(ext, AuthorityKeyIdentifier).keyIdentifier : undefined;
-      this.#aki = keyId ? Buffer.from(keyId.buffer) : undefined;
+      const keyId = ext ? decodeExtension(ext, decodeAuthorityKeyIdentifier) : undefined;
+      this.#aki = keyId ? Buffer.from(keyId.buffer, keyId.byteOffset, keyId.byteLength) : undefined;
     }
     return this.#aki;
   }
