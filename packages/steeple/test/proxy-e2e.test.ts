@@ -243,6 +243,47 @@ audit: { output: none }
     }
   });
 
+  it('on one connection, a repeated request is decided again when the policy reads headers, and reuses its decision when not', async () => {
+    const frontendOnly = `policies:
+  - name: frontend-only
+    action: ALLOW
+    rules:
+      - from: [{ source: { principals: ["${ID_A}"] } }]
+        to: [{ operation: { notPaths: ["/catalog"] } }]
+`;
+    const byHeader = `policies:
+  - name: prod-only
+    action: ALLOW
+    rules:
+      - when: [{ key: "request.headers[x-env]", values: ["prod"] }]
+`;
+    writeFileSync(policyFile, byHeader);
+    assert.equal(proxyB.reloadPolicy(), true);
+    const conn = await connectMtls(proxyB.ports.get('web') as number, svidA, bundles);
+    try {
+      // Same method, path and host each time: only the header changes the decision.
+      for (const env of ['prod', 'dev', 'prod', 'dev']) {
+        const status = (await conn.request('/orders', { headers: { 'x-env': env } }))?.status;
+        assert.equal(status, env === 'prod' ? 200 : 403, env);
+        if (status === 403) break; // a 403 without a body keeps the connection; go on below on a new one
+      }
+      const again = await connectMtls(proxyB.ports.get('web') as number, svidA, bundles);
+      assert.equal((await again.request('/orders', { headers: { 'x-env': 'dev' } }))?.status, 403);
+      again.close();
+      // A policy on paths only: the repeated request line gets the same answer each time,
+      // and a different path on the same connection is decided on its own.
+      writeFileSync(policyFile, frontendOnly);
+      assert.equal(proxyB.reloadPolicy(), true);
+      for (const path of ['/orders', '/orders', '/catalog', '/orders', '/catalog']) {
+        assert.equal((await conn.request(path))?.status, path === '/catalog' ? 403 : 200, path);
+      }
+    } finally {
+      conn.close();
+      writeFileSync(policyFile, frontendOnly);
+      proxyB.reloadPolicy(); // false when the body above already left it in force
+    }
+  });
+
   it('exposes Prometheus metrics for decisions, connections and handshakes', async () => {
     const text = await proxyB.metrics.render();
     assert.match(

@@ -44,6 +44,8 @@ export interface CompiledRule {
   };
   /** Whether the rule names HTTP-only attributes. */
   readonly httpOnly: boolean;
+  /** Whether the rule looks at request headers (`when` on `request.headers[…]`). */
+  readonly usesHeaders: boolean;
   /** The rule's predicate for HTTP requests. */
   readonly matchHttp: Predicate;
   /** The rule's predicate for TCP connections, with HTTP-only fields left out. */
@@ -209,6 +211,10 @@ function compileCondition(c: ConditionDocument, http: boolean): Predicate | unde
   return and(preds);
 }
 
+function usesHeaders(rule: RuleDocument): boolean {
+  return rule.when?.some((c) => headerOfConditionKey(c.key) !== undefined) === true;
+}
+
 function isHttpOnly(rule: RuleDocument): boolean {
   const op = rule.to?.some(({ operation: o }) =>
     [o.hosts, o.notHosts, o.methods, o.notMethods, o.paths, o.notPaths].some((v) => v !== undefined),
@@ -246,7 +252,7 @@ export function compilePolicy(doc: PolicyDocument): CompiledPolicy {
       denyDecision: Object.freeze({ allowed: false, policy: doc.name, rule: index, reason: deny }),
       allowDecision: Object.freeze({ allowed: true, policy: doc.name, rule: index, reason: allow }),
     };
-    return { index, match, httpOnly, matchHttp, matchTcp };
+    return { index, match, httpOnly, usesHeaders: usesHeaders(rule), matchHttp, matchTcp };
   });
   return {
     name: doc.name,

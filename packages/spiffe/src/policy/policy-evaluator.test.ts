@@ -332,3 +332,30 @@ describe('parsePolicyFile (a plain object, errors by key path)', () => {
     assert.deepEqual(parsePolicyFile({}), { policies: [] });
   });
 });
+
+describe('PolicyEvaluator.requestLineScoped', () => {
+  const byPrincipal = { name: 'frontend', rules: [{ from: [{ source: { principals: [FRONTEND] } }] }] };
+  it('is true when no applicable rule looks at request headers (methods, paths and hosts are fine)', () => {
+    assert.equal(PolicyEvaluator.allowAll().requestLineScoped('web'), true);
+    const e = evaluator(
+      byPrincipal,
+      { name: 'p', action: 'DENY', rules: [{ to: [{ operation: { paths: ['/admin*'], methods: ['POST'] } }] }] },
+      { name: 'h', rules: [{ to: [{ operation: { notHosts: ['a'] } }] }] },
+      { name: 'c', action: 'AUDIT', rules: [{ when: [{ key: 'source.ip', values: ['10.0.0.0/8'] }] }] },
+    );
+    assert.equal(e.requestLineScoped('web'), true);
+  });
+
+  it('is false when any applicable rule — enforced, dry-run or AUDIT — has a condition on a request header', () => {
+    const header = [{ key: 'request.headers[x-env]', values: ['prod'] }];
+    const cases = [
+      { name: 'w', rules: [{ when: header }] },
+      { name: 'a', action: 'AUDIT', rules: [{ when: header }] },
+      { name: 'd', action: 'DENY', dryRun: true, rules: [{ when: header }] },
+    ];
+    for (const c of cases) assert.equal(evaluator(byPrincipal, c).requestLineScoped('web'), false, c.name);
+    const scoped = evaluator(byPrincipal, { name: 'api', listeners: ['api'], rules: [{ when: header }] });
+    assert.equal(scoped.requestLineScoped('web'), true);
+    assert.equal(scoped.requestLineScoped('api'), false);
+  });
+});

@@ -22,6 +22,8 @@ interface ListenerPolicies {
   readonly shadow: ListenerPolicies | undefined;
   /** No applicable rule looks at the method, path, host or request headers. */
   readonly connectionScoped: boolean;
+  /** No applicable rule looks at request headers. */
+  readonly headerFree: boolean;
 }
 
 function firstMatch(policies: readonly CompiledPolicy[], a: RequestAttributes): Match | undefined {
@@ -116,17 +118,30 @@ export class PolicyEvaluator {
     return this.#forListener(listener).connectionScoped;
   }
 
+  /**
+   * Whether every decision for HTTP requests on `listener` depends on the connection and
+   * the request's method, path and host alone: true when no policy that applies there —
+   * enforced, dry-run or AUDIT — has a condition on request headers. A server may then
+   * reuse a decision for a later request on the same connection with the same method,
+   * path and host, for as long as it uses this evaluator.
+   */
+  requestLineScoped(listener: string): boolean {
+    return this.#forListener(listener).headerFree;
+  }
+
   #forListener(listener: string): ListenerPolicies {
     let set = this.#byListener.get(listener);
     if (set === undefined) {
       const applies = this.policies.filter((p) => p.listeners === undefined || p.listeners.has(listener));
       const connectionScoped = applies.every((p) => p.rules.every((r) => !r.httpOnly));
+      const headerFree = applies.every((p) => p.rules.every((r) => !r.usesHeaders));
       const split = (ps: readonly CompiledPolicy[], shadow: ListenerPolicies | undefined): ListenerPolicies => ({
         deny: ps.filter((p) => p.action === 'DENY'),
         allow: ps.filter((p) => p.action === 'ALLOW'),
         audit: ps.filter((p) => p.action === 'AUDIT'),
         shadow,
         connectionScoped,
+        headerFree,
       });
       const enforced = applies.filter((p) => !p.dryRun);
       const shadow = applies.length > enforced.length ? split(applies, undefined) : undefined;

@@ -27,7 +27,7 @@ import {
   scanRequestHead,
   scanResponseHead,
 } from './message-head.js';
-import { normalizeTarget } from './normalize-path.js';
+import { type NormalizedTarget, normalizeTarget } from './normalize-path.js';
 
 /** What happened to one request, for the audit log and metrics. */
 export interface ExchangeOutcome {
@@ -127,6 +127,8 @@ export class Http1Relay {
   #headSearch = -1;
   /** This connection's last target and Host (requests on a connection mostly repeat them). */
   readonly #strings: HeadStrings = { target: '', host: '' };
+  #lastTarget = '';
+  #lastNormalized: NormalizedTarget | undefined;
   #ex: Exchange | undefined;
   #closeAfter = false;
   /** The upstream socket our listeners are on. */
@@ -221,7 +223,14 @@ export class Http1Relay {
   /** `buf[start, headEnd)` is the head as received, up to and including its last line's CRLF. */
   #startExchange(head: RequestHead, buf: Buffer, start: number, headEnd: number): void {
     const headBytes = headEnd - start + 2;
-    const normalized = normalizeTarget(head.target);
+    // Requests on a connection often repeat their target (the same string object, see
+    // HeadStrings): its normalised form is kept for the next one.
+    let normalized = this.#lastNormalized;
+    if (head.target !== this.#lastTarget || normalized === undefined) {
+      normalized = normalizeTarget(head.target);
+      this.#lastTarget = head.target;
+      this.#lastNormalized = normalized;
+    }
     if (normalized === undefined) {
       this.#fail(400, 'invalid request target');
       return;

@@ -71,6 +71,18 @@ interface Caller {
   decided?: { readonly by: PolicyEvaluator; readonly decision: Decision };
   /** The connection's addresses as policy attributes, read from the socket once. */
   addresses?: { readonly sourceIp: string; readonly destinationIp: string; readonly destinationPort: number };
+  /**
+   * The last request decided on this connection, when the policy in force reads no
+   * request headers (see PolicyEvaluator.requestLineScoped): a request with the same
+   * method, path and host gets the same decision.
+   */
+  lastRequest?: {
+    readonly by: PolicyEvaluator;
+    readonly method: string;
+    readonly path: string;
+    readonly host: string;
+    readonly decision: Decision;
+  };
   /** The metrics series of the last shared decision this connection counted (requests mostly repeat it). */
   counted?: { readonly decision: Decision; readonly series: DecisionCount };
 }
@@ -400,15 +412,29 @@ export class InboundListener {
     method: string,
     path: string,
     host: string,
-    header: (name: string) => string | undefined,
+    header: RequestHead | ((name: string) => string | undefined),
   ): Decision {
     const evaluator = this.#ctx.policy();
     let decision: Decision;
+    const last = c.lastRequest;
     if (c.decided !== undefined && c.decided.by === evaluator) {
       decision = c.decided.decision;
+    } else if (
+      last !== undefined &&
+      last.by === evaluator &&
+      last.path === path &&
+      last.method === method &&
+      last.host === host
+    ) {
+      // The same request line as the last one on this connection, under a policy that
+      // reads no headers: the same decision (strings repeat as the same objects here).
+      decision = last.decision;
     } else {
-      decision = evaluator.evaluate(this.#attributes(c, 'http', method, path, host, header));
-      if (evaluator.connectionScoped(this.config.name)) c.decided = { by: evaluator, decision };
+      const lookup = typeof header === 'function' ? header : headerLookup(header);
+      decision = evaluator.evaluate(this.#attributes(c, 'http', method, path, host, lookup));
+      const listener = this.config.name;
+      if (evaluator.connectionScoped(listener)) c.decided = { by: evaluator, decision };
+      else if (evaluator.requestLineScoped(listener)) c.lastRequest = { by: evaluator, method, path, host, decision };
     }
     const counted = c.counted;
     if (counted !== undefined && counted.decision === decision) counted.series.value++;
@@ -501,7 +527,7 @@ export class InboundListener {
     new Http1Relay(
       c.socket,
       {
-        authorize: (head, path, host) => this.authorizeRequest(c, head.method, path, host, headerLookup(head)),
+        authorize: (head, path, host) => this.authorizeRequest(c, head.method, path, host, head),
         addHeaders: this.#identityHeader(c),
         stripHeader: XFCC_HEADER,
         pooledUpstream: false,
