@@ -223,3 +223,31 @@ describe('audit record serialization', () => {
     }
   });
 });
+
+describe('AuditLog.writeRequest time from the caller’s performance clock reading', () => {
+  it('stamps the wall-clock time of that reading, measured against Date.now at least once a second', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'steeple-audit-clock-'));
+    const path = join(dir, 'audit.log');
+    const log = new AuditLog({ output: { path, maxSizeBytes: 1e9, maxFiles: 1 }, flushIntervalMs: 1000 });
+    const parts = encodeRequestParts('"type":"request"', ',"decision":"allow"', '');
+    const t0 = performance.now();
+    const wall0 = Date.now();
+    // Readings as the relay makes them: now, and older ones (an exchange that ended a
+    // while before its record is written), before and after a calibration.
+    const readings = [t0, t0 - 3000.4, t0 + 1, t0 - 10_000];
+    for (const at of readings) log.writeRequest(parts, 'GET', '/', 'a', 200, 1, 2, 0.5, at);
+    log.writeRequest(parts, 'GET', '/', 'a', 200, 1, 2, 0.5); // no reading: Date.now()
+    log.close();
+    const times = readFileSync(path, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => Date.parse(JSON.parse(l).time as string));
+    const expected = [...readings.map((at) => wall0 + (at - t0)), Date.now()];
+    for (let i = 0; i < times.length; i++) {
+      assert.ok(
+        Math.abs((times[i] as number) - (expected[i] as number)) <= 25,
+        `record ${i}: ${times[i]} vs ${expected[i]}`,
+      );
+    }
+  });
+});

@@ -10,7 +10,9 @@
  * per request. A file output is rotated by size (`audit.log` → `audit.log.1` … `.N`).
  * @module
  */
+
 import { closeSync, fstatSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 
 /** One audit record. Fields absent for a kind of record are omitted. */
 export interface AuditRecord {
@@ -310,6 +312,26 @@ export class AuditLog {
     this.#timeOpen = Buffer.from(`{"time":"${this.#secondText}`, 'latin1');
   }
 
+  /** Wall-clock time minus the performance clock, measured at #calibratedAt (performance clock). */
+  #offset = 0;
+  #calibratedAt = Number.NEGATIVE_INFINITY;
+
+  /**
+   * The wall-clock time (ms since the epoch) at `at`, a `performance.now()` reading the
+   * caller already has: one clock read per request instead of two. The offset between
+   * the two clocks is measured again at least once a second, so a wall-clock step shows
+   * within a second.
+   */
+  #wallClock(at: number): number {
+    if (at - this.#calibratedAt >= 1000 || at < this.#calibratedAt) {
+      // Measured with fresh readings of both clocks (`at` may be older than now).
+      const now = performance.now();
+      this.#offset = Date.now() - now;
+      this.#calibratedAt = now;
+    }
+    return Math.floor(at + this.#offset);
+  }
+
   /** The time as ISO 8601 with milliseconds; the date and time of day are formatted once per second. */
   #now(): string {
     const ms = Date.now();
@@ -332,6 +354,7 @@ export class AuditLog {
     bytesReceived: number,
     bytesSent: number,
     durationMs: number,
+    at?: number,
   ): void {
     if (this.#closed) return;
     // Worst case: every character of the strings escaped as \uXXXX, numbers at 24 bytes each.
@@ -351,7 +374,7 @@ export class AuditLog {
       }
     }
     const buf = this.#buffer;
-    const ms = Date.now();
+    const ms = at === undefined ? Date.now() : this.#wallClock(at);
     this.#toSecond(ms);
     let p = this.#length;
     const open = this.#timeOpen;

@@ -43,6 +43,8 @@ export interface ExchangeOutcome {
   readonly upstreamId?: string | undefined;
   /** Why the exchange failed, when it did (upstream unreachable, reset, malformed response). */
   readonly error?: string | undefined;
+  /** `performance.now()` when the exchange ended (the audit log's time comes from it: one clock read). */
+  readonly endedAt?: number;
 }
 
 export interface Http1RelayOptions {
@@ -632,6 +634,7 @@ export class Http1Relay {
   }
 
   #report(ex: Exchange, error?: string): void {
+    const now = performance.now();
     this.#o.onExchange({
       method: ex.head.method,
       path: ex.path,
@@ -639,10 +642,11 @@ export class Http1Relay {
       status: ex.status,
       bytesReceived: ex.bytesReceived,
       bytesSent: ex.bytesSent,
-      durationMs: performance.now() - ex.started,
+      durationMs: now - ex.started,
       decision: ex.decision,
       upstreamId: ex.lease?.peerId,
       error,
+      endedAt: now,
     });
   }
 

@@ -31,6 +31,8 @@ export interface H2Outcome {
   durationMs: number;
   decision: Decision | undefined;
   error?: string | undefined;
+  /** `performance.now()` when the stream ended, when known (the audit log reads the clock itself otherwise). */
+  endedAt?: number;
 }
 
 export interface H2Hooks {

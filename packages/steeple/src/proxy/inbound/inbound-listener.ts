@@ -475,7 +475,17 @@ export class InboundListener {
     }
     // The common case first: the same shared decision as this connection's last request.
     if (o.error === undefined && parts.encoded !== undefined && parts.encodedFor === o.decision) {
-      audit.writeRequest(parts.encoded, o.method, o.path, o.host, o.status, o.bytesReceived, o.bytesSent, o.durationMs);
+      audit.writeRequest(
+        parts.encoded,
+        o.method,
+        o.path,
+        o.host,
+        o.status,
+        o.bytesReceived,
+        o.bytesSent,
+        o.durationMs,
+        o.endedAt,
+      );
       return;
     }
     if (o.error !== undefined || (o.decision !== undefined && !Object.isFrozen(o.decision))) {
@@ -501,7 +511,17 @@ export class InboundListener {
       parts.encoded = encoded;
       parts.encodedFor = o.decision;
     }
-    audit.writeRequest(encoded, o.method, o.path, o.host, o.status, o.bytesReceived, o.bytesSent, o.durationMs);
+    audit.writeRequest(
+      encoded,
+      o.method,
+      o.path,
+      o.host,
+      o.status,
+      o.bytesReceived,
+      o.bytesSent,
+      o.durationMs,
+      o.endedAt,
+    );
   }
 
   #identityHeader(c: Caller): string {
