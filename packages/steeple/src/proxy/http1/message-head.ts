@@ -15,6 +15,13 @@ for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijkl
   TOKEN_BYTE[c.charCodeAt(0)] = 1;
 }
 
+/** 1 for the bytes a header line scan stops at: CR, LF, NUL and ':'. */
+const LINE_BYTE = new Uint8Array(256);
+LINE_BYTE[0x0d] = 1;
+LINE_BYTE[0x0a] = 1;
+LINE_BYTE[0x00] = 1;
+LINE_BYTE[0x3a] = 1;
+
 /** Heads larger than this are refused (431 for requests). */
 export const MAX_HEAD_BYTES = 64 * 1024;
 
@@ -237,12 +244,13 @@ function checkHeaderLine(buf: Buffer, pos: number, limit: number): number {
   let bad = false;
   for (; i < limit; i++) {
     const c = buf[i] as number;
+    if (LINE_BYTE[c] === 0) continue; // the common case: one look-up per byte
     if (c === 0x0d) {
       if (i + 1 >= limit) return INCOMPLETE;
       if (buf[i + 1] === 0x0a) break;
       bad = true;
     } else if (c === 0x0a || c === 0) bad = true;
-    else if (c === 0x3a && colon < 0) colon = i;
+    else if (colon < 0) colon = i; // ':'
   }
   if (i >= limit) return INCOMPLETE;
   if (bad) throw new HttpParseError('bare CR, LF or NUL in a header line');
@@ -466,6 +474,8 @@ export function scanRequestHead(
   const headersFrom = lineEnd + 2;
   let names: string[] | undefined;
   let values: string[] | undefined;
+  let host = '';
+  let hostCount = 0;
   let nameLengths = 0;
   let pos = headersFrom;
   for (;;) {
@@ -476,17 +486,15 @@ export function scanRequestHead(
     const i = checkedLineEnd;
     nameLengths |= 1 << ((colon - pos) & 31);
     const name = framingHeader(buf, pos, colon - pos);
-    if (name !== undefined) {
+    if (name === 'host') {
+      // Host decides nothing in framingOf but its count: kept here (no arrays for the common GET).
+      host = hostValue(strings, buf, colon + 1, i);
+      hostCount++;
+    } else if (name !== undefined) {
       names ??= [];
       values ??= [];
       names.push(name);
-      values.push(
-        name === 'upgrade'
-          ? ''
-          : name === 'host'
-            ? hostValue(strings, buf, colon + 1, i)
-            : buf.toString('latin1', colon + 1, i).trim(),
-      );
+      values.push(name === 'upgrade' ? '' : buf.toString('latin1', colon + 1, i).trim());
     }
     lineEnd = i;
     pos = i + 2;
@@ -499,9 +507,25 @@ export function scanRequestHead(
     target = sameOrDecoded(strings.target, buf, sp1 + 1, sp2);
     strings.target = target;
   }
-  const f = framingOf(names === undefined ? NO_FIELDS : { lines: names, names, values: values ?? [] }, true);
-  if (minorVersion === 1 && f.hostCount !== 1) {
-    throw new HttpParseError(f.hostCount === 0 ? 'missing Host header' : 'more than one Host header');
+  // No Content-Length, Transfer-Encoding, Connection or Upgrade: nothing for framingOf to decide.
+  const f = names === undefined ? undefined : framingOf({ lines: names, names, values: values ?? [] }, true);
+  if (minorVersion === 1 && hostCount !== 1) {
+    throw new HttpParseError(hostCount === 0 ? 'missing Host header' : 'more than one Host header');
+  }
+  if (f === undefined) {
+    return new BytesRequestHead(
+      buf,
+      headersFrom,
+      lineEnd,
+      nameLengths,
+      method,
+      target,
+      minorVersion,
+      NO_BODY,
+      minorVersion === 0,
+      false,
+      host,
+    );
   }
   const framing: BodyFraming = f.chunked
     ? CHUNKED
@@ -519,11 +543,9 @@ export function scanRequestHead(
     framing,
     f.connectionClose || (minorVersion === 0 && !f.connectionKeepAlive),
     f.connectionUpgrade && f.upgradeHeader,
-    f.host,
+    host,
   );
 }
-
-const NO_FIELDS: HeaderFields = Object.freeze({ lines: [], names: [], values: [] });
 const CHUNKED: BodyFraming = Object.freeze({ kind: 'chunked' });
 const NO_BODY: BodyFraming = Object.freeze({ kind: 'none' });
 
