@@ -17,12 +17,12 @@ import type { Decision } from '@steeple/spiffe/policy';
 import type { UpstreamLease, UpstreamProvider } from '../upstream/upstream.js';
 import { ChunkedScanner } from './chunked-scanner.js';
 import {
-  type BodyFraming,
+  type BodyKind,
   type HeadStrings,
   HttpParseError,
   MAX_HEAD_BYTES,
   type RequestHead,
-  responseFraming,
+  responseBodyKind,
   scanned,
   scanRequestHead,
   scanResponseHead,
@@ -61,6 +61,7 @@ export interface Http1RelayOptions {
 }
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
+const EMPTY = Buffer.alloc(0);
 enum Phase {
   Head,
   Connecting,
@@ -85,7 +86,8 @@ interface Exchange {
   /** Where to look for the end of a response head that came in pieces (-1: not in pieces). */
   resHeadSearch: number;
   resStarted: boolean;
-  resFraming: BodyFraming | undefined;
+  /** How the response body is delimited, once its head is read. */
+  resKind: BodyKind | undefined;
   resRemaining: number;
   resChunks: ChunkedScanner | undefined;
   resDone: boolean;
@@ -272,7 +274,7 @@ export class Http1Relay {
       resHeadBuf: undefined,
       resHeadSearch: -1,
       resStarted: false,
-      resFraming: undefined,
+      resKind: undefined,
       resRemaining: 0,
       resChunks: undefined,
       resDone: false,
@@ -435,7 +437,7 @@ export class Http1Relay {
     let buf = chunk;
     try {
       while (buf.length > 0 && !ex.resDone) {
-        if (ex.resFraming === undefined) {
+        if (ex.resKind === undefined) {
           const joined = ex.resHeadBuf === undefined ? buf : Buffer.concat([ex.resHeadBuf, buf]);
           // As for requests: a head that came in pieces is parsed once its end is here.
           const res =
@@ -466,23 +468,35 @@ export class Http1Relay {
             continue;
           }
           ex.status = res.status;
-          ex.resFraming = responseFraming(ex.head.method, res);
-          ex.resClose = res.connectionClose || ex.resFraming.kind === 'close';
-          if (ex.resFraming.kind === 'length') ex.resRemaining = ex.resFraming.length;
-          if (ex.resFraming.kind === 'chunked') ex.resChunks = new ChunkedScanner();
+          const kind = responseBodyKind(ex.head.method, res);
+          ex.resKind = kind;
+          ex.resClose = res.connectionClose || kind === 'close';
+          if (kind === 'length') ex.resRemaining = res.contentLength;
+          else if (kind === 'chunked') ex.resChunks = new ChunkedScanner();
           // Head and body usually arrive together: forward them in one write below.
           const bodyEnd = headEnd + this.#bodyBytes(ex, joined, headEnd);
-          const part = bodyEnd === joined.length ? joined : joined.subarray(0, bodyEnd);
+          if (bodyEnd === joined.length) {
+            // The usual case: head and body in one chunk, all of it this response's.
+            ex.bytesSent += joined.length;
+            this.#writeFromUp(joined);
+            buf = EMPTY;
+            continue;
+          }
+          const part = joined.subarray(0, bodyEnd);
           ex.bytesSent += part.length;
           this.#writeFromUp(part);
           buf = joined.subarray(bodyEnd);
           continue;
         }
         const n = this.#bodyBytes(ex, buf, 0);
-        const part = n === buf.length ? buf : buf.subarray(0, n);
-        ex.bytesSent += part.length;
-        this.#writeFromUp(part);
-        buf = buf.subarray(n);
+        ex.bytesSent += n;
+        if (n === buf.length) {
+          this.#writeFromUp(buf);
+          buf = EMPTY;
+        } else {
+          this.#writeFromUp(buf.subarray(0, n));
+          buf = buf.subarray(n);
+        }
       }
     } catch (err) {
       this.#upstreamBroken(err instanceof HttpParseError ? err.message : 'malformed response');
@@ -502,9 +516,8 @@ export class Http1Relay {
 
   /** How many bytes of `buf` from `at` belong to the response body; marks the response done at its end. */
   #bodyBytes(ex: Exchange, buf: Buffer, at: number): number {
-    const framing = ex.resFraming as BodyFraming;
     const avail = buf.length - at;
-    switch (framing.kind) {
+    switch (ex.resKind as BodyKind) {
       case 'none':
         ex.resDone = true;
         return 0;
@@ -547,7 +560,7 @@ export class Http1Relay {
       this.#down.end();
       return;
     }
-    if (ex.resFraming?.kind === 'close' && !ex.resDone) {
+    if (ex.resKind === 'close' && !ex.resDone) {
       ex.resDone = true;
       ex.resClose = true;
       this.#closeAfter = true;

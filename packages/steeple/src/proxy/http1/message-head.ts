@@ -716,15 +716,24 @@ function plainDigits(buf: Buffer, from: number, to: number): number {
   return value;
 }
 
+/** How a message body is delimited, without the length (see {@link BodyFraming}). */
+export type BodyKind = BodyFraming['kind'];
+
+/**
+ * How the body of a response to `method` with this head is delimited (RFC 9112 §6.3);
+ * for `length`, the length is `head.contentLength`. (No object per response.)
+ */
+export function responseBodyKind(method: string, head: ResponseFacts): BodyKind {
+  const status = head.status;
+  if (method === 'HEAD' || status === 204 || status === 304 || (status >= 100 && status < 200)) return 'none';
+  if (method === 'CONNECT' && status >= 200 && status < 300) return 'none';
+  if (head.chunked) return 'chunked';
+  if (head.contentLength >= 0) return head.contentLength === 0 ? 'none' : 'length';
+  return 'close';
+}
+
 /** How the body of a response to `method` with this head is delimited (RFC 9112 §6.3). */
 export function responseFraming(method: string, head: ResponseFacts): BodyFraming {
-  if (method === 'HEAD' || head.status === 204 || head.status === 304 || (head.status >= 100 && head.status < 200)) {
-    return { kind: 'none' };
-  }
-  if (method === 'CONNECT' && head.status >= 200 && head.status < 300) return { kind: 'none' };
-  if (head.chunked) return { kind: 'chunked' };
-  if (head.contentLength >= 0) {
-    return head.contentLength === 0 ? { kind: 'none' } : { kind: 'length', length: head.contentLength };
-  }
-  return { kind: 'close' };
+  const kind = responseBodyKind(method, head);
+  return kind === 'length' ? { kind, length: head.contentLength } : { kind };
 }

@@ -40,6 +40,7 @@ export function connectPlain(
 export class AppConnection implements UpstreamProvider {
   readonly dedicated = true;
   #socket: Socket | undefined;
+  #lease: UpstreamLease | undefined;
   #used = false;
   #closed = false;
 
@@ -51,7 +52,13 @@ export class AppConnection implements UpstreamProvider {
   acquire(callback: (err: Error | undefined, lease?: UpstreamLease) => void): void {
     const s = this.#socket;
     if (s !== undefined && !s.destroyed && s.readyState === 'open') {
-      callback(undefined, { socket: s, reused: this.#used });
+      // One lease object per connection and use, not one per request.
+      let lease = this.#lease;
+      if (lease === undefined || lease.socket !== s || lease.reused !== this.#used) {
+        lease = { socket: s, reused: this.#used };
+        this.#lease = lease;
+      }
+      callback(undefined, lease);
       return;
     }
     this.#socket = undefined;
