@@ -7,8 +7,8 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Registry } from 'prom-client';
 import type { Logger } from './logger.js';
+import type { Registry } from './metrics.js';
 
 /** The answer of a readiness check; `reason` says what is missing when not ready. */
 export interface Readiness {

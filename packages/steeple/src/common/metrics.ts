@@ -1,21 +1,42 @@
 /**
  * Prometheus metrics. Each server, agent or proxy owns one {@link Metrics} with its own
- * prom-client `Registry` (never the global default one), so tests can run several in one
- * process, and every metric name gets the `steeple_` prefix.
+ * {@link Registry} (there is no global one), so tests can run several in one process, and
+ * every metric name gets the `steeple_` prefix. The registry and metric kinds are our own
+ * (./metrics/registry.ts, ./metrics/process-metrics.ts): prom-client and its dependencies
+ * (@opentelemetry/api, tdigest, bintrees) cost every daemon memory it did not need.
  * @module
  */
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { registerProcessMetrics } from './metrics/process-metrics.js';
+import { type Collector, Counter, Gauge, Histogram, Registry } from './metrics/registry.js';
+
+export {
+  type Collector,
+  Counter,
+  type CounterChild,
+  type EndTimer,
+  Gauge,
+  type GaugeChild,
+  Histogram,
+  type HistogramChild,
+  type Labels,
+  type MetricType,
+  PROMETHEUS_CONTENT_TYPE,
+  Registry,
+  type Sample,
+} from './metrics/registry.js';
 
 /** Name, help text and label names of a metric; `name` is given without the prefix. */
-export interface MetricOptions<L extends string> {
+export interface MetricOptions<L extends string, M = unknown> {
   /** Without the prefix: `svids_signed_total` becomes `steeple_svids_signed_total`. */
   readonly name: string;
   readonly help: string;
   readonly labelNames?: readonly L[];
+  /** Runs at every scrape before the metric is read (e.g. to set a gauge computed from state). */
+  readonly collect?: (metric: M) => void;
 }
 
 /** A histogram's options; `buckets` default to {@link LATENCY_BUCKETS_SECONDS}. */
-export interface HistogramOptions<L extends string> extends MetricOptions<L> {
+export interface HistogramOptions<L extends string> extends MetricOptions<L, Histogram<L>> {
   readonly buckets?: readonly number[];
 }
 
@@ -31,11 +52,12 @@ export interface Metrics {
   readonly prefix: string;
   /**
    * A counter in this registry. Asking twice for the same name returns the same counter
-   * (so two modules may both declare it); a different kind or labels under that name is a TypeError.
+   * (so two modules may both declare it; the first `collect` stays); a different kind or
+   * labels under that name is a TypeError.
    */
-  counter<L extends string = never>(options: MetricOptions<L>): Counter<L>;
+  counter<L extends string = never>(options: MetricOptions<L, Counter<L>>): Counter<L>;
   /** A gauge in this registry; same sharing rule as {@link Metrics.counter}. */
-  gauge<L extends string = never>(options: MetricOptions<L>): Gauge<L>;
+  gauge<L extends string = never>(options: MetricOptions<L, Gauge<L>>): Gauge<L>;
   /** A histogram in this registry; same sharing rule as {@link Metrics.counter}. */
   histogram<L extends string = never>(options: HistogramOptions<L>): Histogram<L>;
   /** The exposition text for a `/metrics` response (content type: `registry.contentType`). */
@@ -50,6 +72,12 @@ export interface CreateMetricsOptions {
   readonly defaultLabels?: Readonly<Record<string, string>>;
   /** Also export process metrics (CPU, memory, event-loop lag, GC). Default false; servers turn it on. */
   readonly collectProcessMetrics?: boolean;
+  /**
+   * With process metrics, also observe GC pauses (`nodejs_gc_duration_seconds`). Default true.
+   * While any `gc` observer exists, Node 20 builds a PerformanceEntry with deprecated accessors
+   * for every collection (about 10 µs each, measured, whatever the observer reads).
+   */
+  readonly collectGcMetrics?: boolean;
 }
 
 /**
@@ -61,48 +89,65 @@ export interface CreateMetricsOptions {
  */
 export function createMetrics(options: CreateMetricsOptions = {}): Metrics {
   const prefix = options.prefix ?? 'steeple_';
-  const registry = new Registry();
-  if (options.defaultLabels !== undefined) registry.setDefaultLabels({ ...options.defaultLabels });
-  if (options.collectProcessMetrics === true) collectDefaultMetrics({ register: registry, prefix });
+  if (prefix !== '' && !/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(prefix)) {
+    throw new TypeError(`invalid metric prefix ${JSON.stringify(prefix)}: must match [a-zA-Z_:][a-zA-Z0-9_:]*`);
+  }
+  const registry = new Registry(options.defaultLabels === undefined ? {} : { defaultLabels: options.defaultLabels });
+  if (options.collectProcessMetrics === true) {
+    registerProcessMetrics(registry, prefix, { gc: options.collectGcMetrics !== false });
+  }
 
-  const existing = <M>(kind: abstract new (...args: never[]) => M, name: string, labels: readonly string[]) => {
-    const found = registry.getSingleMetric(name);
-    if (found === undefined) return undefined;
-    const foundLabels = (found as unknown as { labelNames?: readonly string[] }).labelNames ?? [];
-    if (!(found instanceof kind) || foundLabels.join(',') !== labels.join(',')) {
-      throw new TypeError(`metric ${name} is already registered as a different kind or with other labels`);
+  const make = <M extends Collector & { readonly labelNames: readonly string[] }>(
+    kind: abstract new (...args: never[]) => object,
+    name: string,
+    labels: readonly string[],
+    create: (full: string) => M,
+  ): M => {
+    const full = prefix + name;
+    const found = registry.get(full);
+    if (found === undefined) {
+      const metric = create(full);
+      registry.register(metric);
+      return metric;
     }
-    return found;
+    if (!(found instanceof kind) || (found as M).labelNames.join(',') !== labels.join(',')) {
+      throw new TypeError(`metric ${full} is already registered as a different kind or with other labels`);
+    }
+    return found as M;
   };
 
   return {
     registry,
     prefix,
-    counter<L extends string = never>({ name, help, labelNames = [] }: MetricOptions<L>) {
-      const full = prefix + name;
-      return (
-        existing<Counter<L>>(Counter, full, labelNames) ??
-        new Counter<L>({ name: full, help, labelNames, registers: [registry] })
+    counter<L extends string = never>({ name, help, labelNames = [], collect }: MetricOptions<L, Counter<L>>) {
+      return make<Counter<L>>(
+        Counter,
+        name,
+        labelNames,
+        (full) => new Counter<L>({ name: full, help, labelNames, ...(collect && { collect }) }),
       );
     },
-    gauge<L extends string = never>({ name, help, labelNames = [] }: MetricOptions<L>) {
-      const full = prefix + name;
-      return (
-        existing<Gauge<L>>(Gauge, full, labelNames) ??
-        new Gauge<L>({ name: full, help, labelNames, registers: [registry] })
+    gauge<L extends string = never>({ name, help, labelNames = [], collect }: MetricOptions<L, Gauge<L>>) {
+      return make<Gauge<L>>(
+        Gauge,
+        name,
+        labelNames,
+        (full) => new Gauge<L>({ name: full, help, labelNames, ...(collect && { collect }) }),
       );
     },
-    histogram<L extends string = never>({ name, help, labelNames = [], buckets }: HistogramOptions<L>) {
-      const full = prefix + name;
-      return (
-        existing<Histogram<L>>(Histogram, full, labelNames) ??
-        new Histogram<L>({
-          name: full,
-          help,
-          labelNames,
-          buckets: [...(buckets ?? LATENCY_BUCKETS_SECONDS)],
-          registers: [registry],
-        })
+    histogram<L extends string = never>({ name, help, labelNames = [], buckets, collect }: HistogramOptions<L>) {
+      return make<Histogram<L>>(
+        Histogram,
+        name,
+        labelNames,
+        (full) =>
+          new Histogram<L>({
+            name: full,
+            help,
+            labelNames,
+            buckets: buckets ?? LATENCY_BUCKETS_SECONDS,
+            ...(collect && { collect }),
+          }),
       );
     },
     render: () => registry.metrics(),

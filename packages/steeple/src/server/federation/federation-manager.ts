@@ -237,14 +237,12 @@ export class FederationManager {
       help: 'Failed fetches of the federated trust domain since its last success (the last good bundle stays in force)',
       labelNames: ['federated_trust_domain'],
     });
-    const age = m?.gauge({
+    m?.gauge({
       name: 'federation_bundle_age_seconds',
       help: 'Seconds since the bundle of the federated trust domain was last fetched successfully',
       labelNames: ['federated_trust_domain'],
-    });
-    if (age !== undefined) {
       // Computed at scrape time, so a stuck peer shows a growing age without any fetch.
-      (age as unknown as { collect?: () => void }).collect = () => {
+      collect: (age) => {
         age.reset();
         const now = this.#clock.now().getTime();
         for (const p of this.#peers.values()) {
@@ -252,8 +250,8 @@ export class FederationManager {
             age.set({ federated_trust_domain: p.spec.trustDomain.name }, (now - p.lastSuccessAt.getTime()) / 1000);
           }
         }
-      };
-    }
+      },
+    });
   }
 
   /**
