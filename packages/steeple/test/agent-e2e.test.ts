@@ -20,7 +20,7 @@ import { createRawWorkloadClient } from '../src/agent/testing/raw-workload-clien
 import { eventually, StreamReader } from '../src/agent/testing/test-helpers.js';
 
 const ROOT = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
-const BIN = join(ROOT, 'packages/steeple/bin/steeple.mjs');
+const BIN = join(ROOT, 'packages/steeple/bin/steeple');
 const MAIN = join(ROOT, 'packages/steeple/src/cli/main.ts');
 const PYTHON_CLIENT = join(ROOT, 'packages/steeple/test/support/workload_api_client.py');
 const TD = 'agent-e2e.example.org';
@@ -28,7 +28,7 @@ const UID = process.getuid?.() ?? 0;
 
 function steeple(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((done) => {
-    execFile(process.execPath, [BIN, ...args], { cwd: ROOT, timeout: 60_000 }, (err, stdout, stderr) => {
+    execFile(BIN, args, { cwd: ROOT, timeout: 60_000 }, (err, stdout, stderr) => {
       done({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : 1, stdout, stderr });
     });
   });

@@ -27,7 +27,7 @@ import {
 } from './support/agent-api-client.js';
 
 const ROOT = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
-const BIN = join(ROOT, 'packages/steeple/bin/steeple.mjs');
+const BIN = join(ROOT, 'packages/steeple/bin/steeple');
 const MAIN = join(ROOT, 'packages/steeple/src/cli/main.ts');
 const TD = 'e2e.example.org';
 const enc = new TextEncoder();
@@ -41,7 +41,7 @@ interface CliResult {
 /** Runs the `steeple` CLI as a user would. */
 function steeple(...args: string[]): Promise<CliResult> {
   return new Promise((done) => {
-    execFile(process.execPath, [BIN, ...args], { cwd: ROOT, timeout: 60_000 }, (err, stdout, stderr) => {
+    execFile(BIN, args, { cwd: ROOT, timeout: 60_000 }, (err, stdout, stderr) => {
       const code = err === null ? 0 : typeof err.code === 'number' ? err.code : 1;
       done({ code, stdout, stderr });
     });
@@ -69,8 +69,8 @@ interface ServerProcess {
 }
 
 /**
- * Starts the server process. It runs main.ts through tsx exactly as bin/steeple.mjs does, but
- * without the launcher in between, so signals reach the server itself.
+ * Starts the server process. It runs main.ts through tsx as bin/steeple does from sources,
+ * started here directly so the test controls its flags.
  */
 function startServerProcess(configPath: string): Promise<ServerProcess> {
   const proc = spawn(

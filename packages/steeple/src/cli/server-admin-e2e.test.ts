@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type AdminFixture, startAdminFixture } from '../server/api/admin/testing/admin-fixture.js';
 
-const BIN = resolve(import.meta.dirname, '../../bin/steeple.mjs');
+const BIN = resolve(import.meta.dirname, '../../bin/steeple');
 
 interface Run {
   readonly code: number;
@@ -17,7 +17,7 @@ interface Run {
 /** Runs the binary without blocking this process, which serves the admin socket. */
 function steeple(...args: string[]): Promise<Run> {
   return new Promise((done) => {
-    execFile(process.execPath, [BIN, ...args], { timeout: 60_000 }, (err, stdout, stderr) => {
+    execFile(BIN, args, { timeout: 60_000 }, (err, stdout, stderr) => {
       const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
       done({ code, stdout, stderr });
     });

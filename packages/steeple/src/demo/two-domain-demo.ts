@@ -580,7 +580,7 @@ export async function startTwoDomainDemo(options: TwoDomainDemoOptions = {}): Pr
 
     const steepleCli = 'npx steeple';
     const asClient = rootMode
-      ? `setpriv --reuid=${uids.client} --regid=${uids.client} --clear-groups node ${relative(process.cwd(), join(REPO, 'packages/steeple/bin/steeple.mjs')) || '.'}`
+      ? `setpriv --reuid=${uids.client} --regid=${uids.client} --clear-groups ${relative(process.cwd(), join(REPO, 'packages/steeple/bin/steeple')) || '.'}`
       : steepleCli;
     const commands: TryCommand[] = [
       {

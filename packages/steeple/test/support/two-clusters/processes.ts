@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 export const ROOT = resolve(fileURLToPath(new URL('../../../../..', import.meta.url)));
 export const MAIN = join(ROOT, 'packages/steeple/src/cli/main.ts');
 export const APP = join(ROOT, 'packages/steeple/test/support/two-clusters/app.ts');
-const BIN = join(ROOT, 'packages/steeple/bin/steeple.mjs');
+const BIN = join(ROOT, 'packages/steeple/bin/steeple');
 
 /** Where a process runs: a network namespace (default: this one) and a uid (default: ours). */
 export interface Placement {
@@ -155,7 +155,7 @@ export interface CliResult {
 /** Runs the `steeple` CLI (in this network namespace: it only talks to Unix sockets). */
 export function steeple(...args: string[]): Promise<CliResult> {
   return new Promise((done) => {
-    execFile(process.execPath, [BIN, ...args], { cwd: ROOT, timeout: 60_000 }, (err, stdout, stderr) => {
+    execFile(BIN, args, { cwd: ROOT, timeout: 60_000 }, (err, stdout, stderr) => {
       done({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : 1, stdout, stderr });
     });
   });
