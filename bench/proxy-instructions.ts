@@ -20,11 +20,10 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import tls from 'node:tls';
 import { createTestCa } from '@steeple/spiffe/testing';
-import { benchPolicy, benchProxyConfig, freePort, NODE_PIPE } from './proxy.js';
+import { benchPolicy, benchProxyConfig, freePort, NODE_PIPE, steepleCommand } from './proxy.js';
 import { fmt, type Row } from './table.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
-const PROXY_MAIN = process.env['BENCH_PROXY_MAIN'] ?? join(ROOT, 'packages/steeple/test/support/proxy-main.ts');
 const CONNECTIONS = 10;
 const WARM_REQUESTS = 30_000;
 const COUNTED_REQUESTS = 1000;
@@ -171,12 +170,10 @@ export async function benchProxyInstructions(): Promise<Row[]> {
       - from: [{ source: { principals: ["spiffe://example.org/ns/bench/sa/*"] } }]
 `,
   );
+  const steepleArgs = steepleCommand(dir);
   const steeple = (protocol: 'tcp' | 'http', policyFile?: string) => (port: number) => [
     '--max-semi-space-size=4',
-    '--conditions=steeple-source',
-    '--import',
-    'tsx',
-    PROXY_MAIN,
+    ...steepleArgs,
     'proxy',
     'run',
     '-config',

@@ -8,12 +8,14 @@
  * The proxy under test runs alone on core 0 (`taskset`); the load generator (Node, with
  * client certificates — wrk and h2load have no client-certificate option) and the backend
  * share core 1. Each row says which side ran out of CPU first. Each figure is the best of
- * BENCH_PROXY_RUNS (default 2) runs of BENCH_PROXY_SECONDS (default 5) seconds.
+ * BENCH_PROXY_RUNS (default 3) runs of BENCH_PROXY_SECONDS (default 5) seconds, and the
+ * contenders' runs are interleaved round by round (all are started first), so that a slow
+ * spell of a shared machine falls on every contender alike.
  *
  * Run: `npm run bench -- proxy`, or `node --conditions=steeple-source --import tsx bench/proxy.ts`.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -21,12 +23,30 @@ import { createTestCa } from '@steeple/spiffe/testing';
 import { fmt, printTable, type Row } from './table.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
-/** The proxy's entry point; BENCH_PROXY_MAIN points at another copy (an older tree, to compare). */
+/**
+ * Steeple runs as `steeple proxy run` does from the production build (plain Node, see
+ * scripts/build.mjs), built afresh from the current sources into the bench's temp dir.
+ * BENCH_PROXY_FROM_SOURCE=1 runs the TypeScript sources under tsx instead (profiles then
+ * name TypeScript functions) and adds the pipe under the same loader; BENCH_PROXY_MAIN runs
+ * another copy of the proxy's entry point under tsx (an older tree, for before/after).
+ */
+const FROM_SOURCE = process.env['BENCH_PROXY_FROM_SOURCE'] === '1' || process.env['BENCH_PROXY_MAIN'] !== undefined;
 const PROXY_MAIN = process.env['BENCH_PROXY_MAIN'] ?? join(ROOT, 'packages/steeple/test/support/proxy-main.ts');
+
+/**
+ * The Node arguments that start `steeple` (before `proxy run …`): the production build of
+ * the current sources, made in `dir`, or the sources under tsx (see FROM_SOURCE).
+ */
+export function steepleCommand(dir: string): string[] {
+  if (FROM_SOURCE) return [...TSX_FLAGS, PROXY_MAIN];
+  const outdir = join(dir, 'steeple-dist');
+  execFileSync(process.execPath, [join(ROOT, 'scripts/build.mjs'), '--outdir', outdir], { cwd: ROOT, stdio: 'ignore' });
+  return [join(outdir, 'main.js')];
+}
 const CONNECTIONS = 50;
 const HANDSHAKE_CONCURRENCY = 32;
 const SECONDS = Number(process.env['BENCH_PROXY_SECONDS'] ?? 5);
-const RUNS = Number(process.env['BENCH_PROXY_RUNS'] ?? 2);
+const RUNS = Number(process.env['BENCH_PROXY_RUNS'] ?? 3);
 /** Comma-separated parts of contender names to run (e.g. `pipe,http`); all when unset. */
 const ONLY = (process.env['BENCH_PROXY_ONLY'] ?? '')
   .split(',')
@@ -34,7 +54,7 @@ const ONLY = (process.env['BENCH_PROXY_ONLY'] ?? '')
   .filter((s) => s !== '');
 /** `keepalive`, `handshake` or both (default): which figures to measure. */
 const MODES = (process.env['BENCH_PROXY_MODES'] ?? 'keepalive,handshake').split(',').map((s) => s.trim());
-/** Extra Node flags for the processes under tsx (Steeple and pipe (tsx); e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`). */
+/** Extra Node flags for the Steeple processes (and pipe (tsx)); e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`. */
 const STEEPLE_NODE_FLAGS = (process.env['BENCH_PROXY_NODE_FLAGS'] ?? '').split(/\s+/).filter((s) => s !== '');
 /**
  * V8 flags the Steeple rows run with, as a deployment would (`NODE_OPTIONS`): a young
@@ -44,7 +64,7 @@ const STEEPLE_NODE_FLAGS = (process.env['BENCH_PROXY_NODE_FLAGS'] ?? '').split(/
 const STEEPLE_V8_FLAGS = (process.env['BENCH_PROXY_V8_FLAGS'] ?? '--max-semi-space-size=4')
   .split(/\s+/)
   .filter((s) => s !== '');
-/** The TypeScript loader the Steeple proxy runs under (no build step); the "pipe (tsx)" row carries the same. */
+/** The TypeScript loader for BENCH_PROXY_FROM_SOURCE=1; the "pipe (tsx)" row carries the same. */
 const TSX_FLAGS = ['--conditions=steeple-source', '--import', 'tsx'];
 
 // ---- helper processes, written as plain .mjs so they run without a TypeScript loader ----
@@ -342,54 +362,92 @@ function bottleneck(proxyCpuMs: number, load: LoadResult): string {
   return `${side} (proxy ${pct(proxy)}, load ${pct(gen)})`;
 }
 
-async function measure(
+/** The best keep-alive or handshake run of a contender so far, with the proxy CPU it took. */
+interface Best {
+  res: LoadResult;
+  cpu: number;
+}
+
+/** A started contender and what has been measured of it. */
+interface Running {
+  readonly c: Contender;
+  readonly proc: ChildProcess;
+  readonly port: number;
+  keepalive?: Best;
+  handshake?: Best;
+  rss: number;
+}
+
+const NONE: Best = { res: { done: 0, errors: 0, secs: 1, p50: 0, p99: 0, cpuMs: 0 }, cpu: 0 };
+
+async function stop(proc: ChildProcess): Promise<void> {
+  proc.kill('SIGTERM');
+  await new Promise((r) => {
+    if (proc.exitCode !== null || proc.signalCode !== null) r(undefined);
+    else proc.on('close', r);
+  });
+}
+
+/**
+ * Measures every contender, interleaved: all are started (idle ones take no CPU), warmed
+ * up, and then each round runs every contender once per figure, keeping each one's best
+ * run. A slow spell of a shared machine then falls on all contenders alike instead of on
+ * whichever happened to run during it.
+ */
+async function measureAll(
   dir: string,
-  c: Contender,
+  contenders: readonly Contender[],
   client: { cert: string; key: string; ca: string },
-): Promise<Measured> {
-  const port = await freePort();
-  const proc = await c.start(port);
+): Promise<Measured[]> {
+  const running: Running[] = [];
   try {
-    await waitForPort(port, proc, c.name);
-    const pid = proc.pid as number;
-    // Warm up (JIT, pools), then measure each figure on its own, RUNS times, keeping the
-    // best run: other work on a shared machine only ever makes a run slower.
-    const best = async (mode: 'keepalive' | 'handshake') => {
-      await load(dir, mode, port, 1, client);
-      let top: { res: LoadResult; cpu: number } | undefined;
-      for (let i = 0; i < RUNS; i++) {
-        const cpu0 = cpuMs(pid);
-        const res = await load(dir, mode, port, SECONDS, client);
-        const cpu = cpuMs(pid) - cpu0;
-        if (top === undefined || res.done / res.secs > top.res.done / top.res.secs) top = { res, cpu };
-      }
-      return top as { res: LoadResult; cpu: number };
+    for (const c of contenders) {
+      const port = await freePort();
+      const proc = await c.start(port);
+      running.push({ c, proc, port, rss: 0 });
+      await waitForPort(port, proc, c.name);
+    }
+    const run = async (r: Running, mode: 'keepalive' | 'handshake', seconds: number) => {
+      const pid = r.proc.pid as number;
+      const cpu0 = cpuMs(pid);
+      const res = await load(dir, mode, r.port, seconds, client);
+      return { res, cpu: cpuMs(pid) - cpu0 };
     };
-    const none = { res: { done: 0, errors: 0, secs: 1, p50: 0, p99: 0, cpuMs: 0 }, cpu: 0 };
-    const { res: ka, cpu: kaCpu } = MODES.includes('keepalive') ? await best('keepalive') : none;
-    const rss = rssBytes(pid);
-    const { res: hs, cpu: hsCpu } = MODES.includes('handshake') ? await best('handshake') : none;
+    for (const mode of ['keepalive', 'handshake'] as const) {
+      if (!MODES.includes(mode)) continue;
+      for (const r of running) await run(r, mode, 1); // warm-up: JIT, pools
+      for (let i = 0; i < RUNS; i++) {
+        for (const r of running) {
+          const b = await run(r, mode, SECONDS);
+          const top = r[mode];
+          if (top === undefined || b.res.done / b.res.secs > top.res.done / top.res.secs) r[mode] = b;
+        }
+      }
+      // RSS after the keep-alive load (HTTP modes keep more in the young generation under load).
+      if (mode === 'keepalive') for (const r of running) r.rss = rssBytes(r.proc.pid as number);
+    }
+    if (!MODES.includes('keepalive')) for (const r of running) r.rss = rssBytes(r.proc.pid as number);
+  } finally {
+    await Promise.all(running.map((r) => stop(r.proc)));
+  }
+  return running.map(({ c, keepalive, handshake, rss }) => {
+    const ka = keepalive ?? NONE;
+    const hs = handshake ?? NONE;
     return {
       name: c.name,
       note: c.note,
-      handshakes: hs.done / hs.secs,
-      handshakeCpuUs: (hsCpu * 1000) / Math.max(1, hs.done),
-      handshakeBottleneck: bottleneck(hsCpu, hs),
-      rps: ka.done / ka.secs,
-      p50: ka.p50,
-      p99: ka.p99,
-      requestCpuUs: (kaCpu * 1000) / Math.max(1, ka.done),
-      rpsBottleneck: bottleneck(kaCpu, ka),
+      handshakes: hs.res.done / hs.res.secs,
+      handshakeCpuUs: (hs.cpu * 1000) / Math.max(1, hs.res.done),
+      handshakeBottleneck: bottleneck(hs.cpu, hs.res),
+      rps: ka.res.done / ka.res.secs,
+      p50: ka.res.p50,
+      p99: ka.res.p99,
+      requestCpuUs: (ka.cpu * 1000) / Math.max(1, ka.res.done),
+      rpsBottleneck: bottleneck(ka.cpu, ka.res),
       rss,
-      errors: ka.errors + hs.errors,
+      errors: ka.res.errors + hs.res.errors,
     };
-  } finally {
-    proc.kill('SIGTERM');
-    await new Promise((r) => {
-      if (proc.exitCode !== null) r(undefined);
-      else proc.on('close', r);
-    });
-  }
+  });
 }
 
 export async function benchProxy(): Promise<Row[]> {
@@ -417,9 +475,10 @@ export async function benchProxy(): Promise<Row[]> {
   const backend = pinned(LOAD_CPU, process.execPath, [join(dir, 'backend.mjs'), String(backendPort)]);
   await waitForPort(backendPort, backend, 'backend');
 
+  const steepleArgs = steepleCommand(dir);
   const steeple = (name: string, protocol: 'tcp' | 'http', withPolicy: boolean): Contender => ({
     name,
-    note: `${withPolicy ? 'policy + audit to file' : 'no policy, audit off'}; under tsx${STEEPLE_V8_FLAGS.length > 0 ? `, ${STEEPLE_V8_FLAGS.join(' ')}` : ''}`,
+    note: `${withPolicy ? 'policy + audit to file' : 'no policy, audit off'}; ${FROM_SOURCE ? 'sources under tsx' : 'production build, plain node'}${STEEPLE_V8_FLAGS.length > 0 ? `, ${STEEPLE_V8_FLAGS.join(' ')}` : ''}`,
     start: async (port) => {
       const config = write(
         `${name}.yaml`,
@@ -435,7 +494,7 @@ export async function benchProxy(): Promise<Row[]> {
       return pinned(
         PROXY_CPU,
         process.execPath,
-        [...STEEPLE_V8_FLAGS, ...STEEPLE_NODE_FLAGS, ...TSX_FLAGS, PROXY_MAIN, 'proxy', 'run', '-config', config],
+        [...STEEPLE_V8_FLAGS, ...STEEPLE_NODE_FLAGS, ...steepleArgs, 'proxy', 'run', '-config', config],
         { cwd: ROOT },
       );
     },
@@ -518,36 +577,39 @@ backend be
         caPem,
       ]),
   });
-  contenders.push({
-    name: 'node:tls pipe (tsx)',
-    note: 'the same pipe under the tsx loader the Steeple rows use: the fair RSS baseline',
-    start: async (port) =>
-      pinned(
-        PROXY_CPU,
-        process.execPath,
-        [
-          ...STEEPLE_NODE_FLAGS,
-          ...TSX_FLAGS,
-          join(dir, 'node-pipe.mjs'),
-          String(port),
-          String(backendPort),
-          serverCert,
-          serverKey,
-          caPem,
-        ],
-        { cwd: ROOT },
-      ),
-  });
+  if (FROM_SOURCE) {
+    contenders.push({
+      name: 'node:tls pipe (tsx)',
+      note: 'the same pipe under the tsx loader the Steeple rows use: the fair RSS baseline',
+      start: async (port) =>
+        pinned(
+          PROXY_CPU,
+          process.execPath,
+          [
+            ...STEEPLE_NODE_FLAGS,
+            ...TSX_FLAGS,
+            join(dir, 'node-pipe.mjs'),
+            String(port),
+            String(backendPort),
+            serverCert,
+            serverKey,
+            caPem,
+          ],
+          { cwd: ROOT },
+        ),
+    });
+  }
   contenders.push(steeple('Steeple tcp', 'tcp', false));
   contenders.push(steeple('Steeple tcp+policy', 'tcp', true));
   contenders.push(steeple('Steeple http+policy', 'http', true));
 
-  const results: Measured[] = [];
+  let results: Measured[];
   try {
     const wanted = (c: Contender) => ONLY.length === 0 || ONLY.some((o) => c.name.toLowerCase().includes(o));
-    for (const c of contenders.filter(wanted)) results.push(await measure(dir, c, client));
+    results = await measureAll(dir, contenders.filter(wanted), client);
   } finally {
     backend.kill('SIGTERM');
+    rmSync(dir, { recursive: true, force: true });
   }
 
   const nginx = results.find((r) => r.name === 'nginx');
