@@ -103,7 +103,9 @@ describe('registerProcessMetrics', () => {
       get(`nodejs_version_info{version="${process.version}",major="${major}",minor="${minor}",patch="${patch}"}`),
       1,
     );
-    assert.equal(get('nodejs_active_resources_total'), process.getActiveResourcesInfo().length);
+    // Timers and handles come and go between the scrape and this look: close, not equal.
+    const resources = get('nodejs_active_resources_total');
+    assert.ok(Number.isInteger(resources) && Math.abs(resources - process.getActiveResourcesInfo().length) <= 3);
   });
 
   it('reports the event-loop delay since the previous scrape', async () => {
