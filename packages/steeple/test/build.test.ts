@@ -44,8 +44,9 @@ function plainEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return env;
 }
 
-function runNode(args: readonly string[], env: NodeJS.ProcessEnv = plainEnv()): Promise<Run> {
-  const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Runs `command` to its end, collecting its output. */
+function run(command: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<Run> {
+  const child = spawn(command, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => {
@@ -55,6 +56,10 @@ function runNode(args: readonly string[], env: NodeJS.ProcessEnv = plainEnv()): 
     stderr += d;
   });
   return new Promise((r) => child.on('close', (code) => r({ code, stdout, stderr })));
+}
+
+function runNode(args: readonly string[], env: NodeJS.ProcessEnv = plainEnv()): Promise<Run> {
+  return run(process.execPath, args, env);
 }
 
 function freePort(): Promise<number> {
@@ -114,21 +119,7 @@ describe('bin/steeple: the built CLI while it is fresh, the sources otherwise', 
     for (const p of paths) utimesSync(p, earlier, earlier);
   };
   const launch = (args: string[], env: Record<string, string> = {}) =>
-    new Promise<Run>((done) => {
-      const child = spawn(bin, args, {
-        env: { ...plainEnv(), STEEPLE_LAUNCHER_TRACE: '1', ...env },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d) => {
-        stdout += d;
-      });
-      child.stderr.on('data', (d) => {
-        stderr += d;
-      });
-      child.on('close', (code) => done({ code, stdout, stderr }));
-    });
+    run(bin, args, { ...plainEnv(), STEEPLE_LAUNCHER_TRACE: '1', ...env });
   const touch = (p: string) => {
     const now = new Date();
     utimesSync(p, now, now);

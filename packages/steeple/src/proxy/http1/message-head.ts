@@ -512,26 +512,15 @@ export function scanRequestHead(
   if (minorVersion === 1 && hostCount !== 1) {
     throw new HttpParseError(hostCount === 0 ? 'missing Host header' : 'more than one Host header');
   }
-  if (f === undefined) {
-    return new BytesRequestHead(
-      buf,
-      headersFrom,
-      lineEnd,
-      nameLengths,
-      method,
-      target,
-      minorVersion,
-      NO_BODY,
-      minorVersion === 0,
-      false,
-      host,
-    );
+  let framing: BodyFraming = NO_BODY;
+  let wantsClose = minorVersion === 0;
+  let upgrade = false;
+  if (f !== undefined) {
+    if (f.chunked) framing = CHUNKED;
+    else if (f.contentLength > 0) framing = { kind: 'length', length: f.contentLength };
+    wantsClose = f.connectionClose || (minorVersion === 0 && !f.connectionKeepAlive);
+    upgrade = f.connectionUpgrade && f.upgradeHeader;
   }
-  const framing: BodyFraming = f.chunked
-    ? CHUNKED
-    : f.contentLength > 0
-      ? { kind: 'length', length: f.contentLength }
-      : NO_BODY;
   return new BytesRequestHead(
     buf,
     headersFrom,
@@ -541,11 +530,12 @@ export function scanRequestHead(
     target,
     minorVersion,
     framing,
-    f.connectionClose || (minorVersion === 0 && !f.connectionKeepAlive),
-    f.connectionUpgrade && f.upgradeHeader,
+    wantsClose,
+    upgrade,
     host,
   );
 }
+
 const CHUNKED: BodyFraming = Object.freeze({ kind: 'chunked' });
 const NO_BODY: BodyFraming = Object.freeze({ kind: 'none' });
 

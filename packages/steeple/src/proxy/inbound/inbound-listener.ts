@@ -17,6 +17,7 @@ import tls from 'node:tls';
 import { authorizeAny, getPeerId, mtlsServerOptions, type SpiffeError, serveMtls } from '@steeple/spiffe/core';
 import type { Decision, PolicyEvaluator, RequestAttributes } from '@steeple/spiffe/policy';
 import {
+  type AuditLog,
   type EncodedRequestParts,
   encodeRequestParts,
   jsonMillis,
@@ -97,6 +98,11 @@ interface RecordParts {
   /** The encoded constant parts for the last decision seen (decisions are shared per policy rule). */
   encodedFor?: Decision | undefined;
   encoded?: EncodedRequestParts;
+}
+
+/** One request's audit record from its outcome and the connection's encoded constant parts. */
+function writeRequestRecord(audit: AuditLog, parts: EncodedRequestParts, o: ExchangeOutcome | H2Outcome): void {
+  audit.writeRequest(parts, o.method, o.path, o.host, o.status, o.bytesReceived, o.bytesSent, o.durationMs, o.endedAt);
 }
 
 function headerLookup(head: RequestHead): (name: string) => string | undefined {
@@ -475,17 +481,7 @@ export class InboundListener {
     }
     // The common case first: the same shared decision as this connection's last request.
     if (o.error === undefined && parts.encoded !== undefined && parts.encodedFor === o.decision) {
-      audit.writeRequest(
-        parts.encoded,
-        o.method,
-        o.path,
-        o.host,
-        o.status,
-        o.bytesReceived,
-        o.bytesSent,
-        o.durationMs,
-        o.endedAt,
-      );
+      writeRequestRecord(audit, parts.encoded, o);
       return;
     }
     if (o.error !== undefined || (o.decision !== undefined && !Object.isFrozen(o.decision))) {
@@ -511,17 +507,7 @@ export class InboundListener {
       parts.encoded = encoded;
       parts.encodedFor = o.decision;
     }
-    audit.writeRequest(
-      encoded,
-      o.method,
-      o.path,
-      o.host,
-      o.status,
-      o.bytesReceived,
-      o.bytesSent,
-      o.durationMs,
-      o.endedAt,
-    );
+    writeRequestRecord(audit, encoded, o);
   }
 
   #identityHeader(c: Caller): string {
