@@ -72,12 +72,12 @@ enum Phase {
 }
 
 interface Exchange {
-  readonly head: RequestHead;
-  readonly path: string;
-  readonly started: number;
-  readonly decision: Decision | undefined;
+  head: RequestHead;
+  path: string;
+  started: number;
+  decision: Decision | undefined;
   /** The request as it is sent upstream (kept for one retry on a stale pooled connection). */
-  readonly forwardHead: Buffer;
+  forwardHead: Buffer;
   lease: UpstreamLease | undefined;
   reqRemaining: number;
   reqChunks: ChunkedScanner | undefined;
@@ -134,6 +134,8 @@ export class Http1Relay {
   #lastTarget = '';
   #lastNormalized: NormalizedTarget | undefined;
   #ex: Exchange | undefined;
+  /** The exchange object this connection reuses for its requests. */
+  #spare: Exchange | undefined;
   #closeAfter = false;
   /** The upstream socket our listeners are on. */
   #attached: Socket | undefined;
@@ -261,29 +263,59 @@ export class Http1Relay {
       return;
     }
     const forwardHead = this.#buildHead(head, buf, start, headEnd, normalized.changed ? normalized.target : undefined);
-    this.#ex = {
-      head,
-      path: normalized.path,
-      started,
-      decision,
-      forwardHead,
-      lease: undefined,
-      reqRemaining: head.framing.kind === 'length' ? head.framing.length : 0,
-      reqChunks: head.framing.kind === 'chunked' ? new ChunkedScanner() : undefined,
-      reqDone: head.framing.kind === 'none',
-      resHeadBuf: undefined,
-      resHeadSearch: -1,
-      resStarted: false,
-      resKind: undefined,
-      resRemaining: 0,
-      resChunks: undefined,
-      resDone: false,
-      resClose: false,
-      status: 0,
-      bytesReceived: headBytes,
-      bytesSent: 0,
-      retried: false,
-    };
+    // One exchange object per connection, reset for each request (exchanges on a
+    // connection never overlap, and nothing keeps one past its end).
+    let ex = this.#spare;
+    if (ex === undefined) {
+      ex = {
+        head,
+        path: normalized.path,
+        started,
+        decision,
+        forwardHead,
+        lease: undefined,
+        reqRemaining: 0,
+        reqChunks: undefined,
+        reqDone: false,
+        resHeadBuf: undefined,
+        resHeadSearch: -1,
+        resStarted: false,
+        resKind: undefined,
+        resRemaining: 0,
+        resChunks: undefined,
+        resDone: false,
+        resClose: false,
+        status: 0,
+        bytesReceived: headBytes,
+        bytesSent: 0,
+        retried: false,
+      };
+      this.#spare = ex;
+    } else {
+      ex.head = head;
+      ex.path = normalized.path;
+      ex.started = started;
+      ex.decision = decision;
+      ex.forwardHead = forwardHead;
+      ex.lease = undefined;
+      ex.resHeadBuf = undefined;
+      ex.resHeadSearch = -1;
+      ex.resStarted = false;
+      ex.resKind = undefined;
+      ex.resRemaining = 0;
+      ex.resChunks = undefined;
+      ex.resDone = false;
+      ex.resClose = false;
+      ex.status = 0;
+      ex.bytesReceived = headBytes;
+      ex.bytesSent = 0;
+      ex.retried = false;
+    }
+    const kind = head.framing.kind;
+    ex.reqRemaining = head.framing.kind === 'length' ? head.framing.length : 0;
+    ex.reqChunks = kind === 'chunked' ? new ChunkedScanner() : undefined;
+    ex.reqDone = kind === 'none';
+    this.#ex = ex;
     if (head.wantsClose) this.#closeAfter = true;
     this.#phase = Phase.Connecting;
     this.#acquire();
