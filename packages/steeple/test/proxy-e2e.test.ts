@@ -59,6 +59,14 @@ describe('proxy: two apps behind two proxies', () => {
   const svidA = ca.issueX509Svid(ID_A);
   const svidB = ca.issueX509Svid(ID_B);
   const svidC = ca.issueX509Svid(ID_C);
+  /** The policy the reload tests switch to (A allowed, except on /catalog) and leave in force. */
+  const frontendOnly = `policies:
+  - name: frontend-only
+    action: ALLOW
+    rules:
+      - from: [{ source: { principals: ["${ID_A}"] } }]
+        to: [{ operation: { notPaths: ["/catalog"] } }]
+`;
 
   before(async () => {
     httpApp = await startHttpApp();
@@ -188,16 +196,7 @@ audit: { output: none }
   it('a policy file change takes effect without dropping an open connection', async () => {
     const conn = await connectMtls(proxyB.ports.get('web') as number, svidA, bundles);
     assert.equal((await conn.request('/catalog'))?.status, 200);
-    writeFileSync(
-      policyFile,
-      `policies:
-  - name: frontend-only
-    action: ALLOW
-    rules:
-      - from: [{ source: { principals: ["${ID_A}"] } }]
-        to: [{ operation: { notPaths: ["/catalog"] } }]
-`,
-    );
+    writeFileSync(policyFile, frontendOnly);
     // Same connection: the next requests see the new policy once it is loaded.
     const status = await eventually(async () => {
       const s = (await conn.request('/catalog'))?.status;
@@ -214,14 +213,7 @@ audit: { output: none }
   });
 
   it('a decision made once per connection (principal-only policy) is made afresh after a policy reload', async () => {
-    // The policy the previous test left in force, restored at the end for the tests after this one.
-    const frontendOnly = `policies:
-  - name: frontend-only
-    action: ALLOW
-    rules:
-      - from: [{ source: { principals: ["${ID_A}"] } }]
-        to: [{ operation: { notPaths: ["/catalog"] } }]
-`;
+    // The previous test left frontendOnly in force; it is restored at the end for the tests after this one.
     const byPrincipal = (id: string) =>
       `policies:\n  - name: only-one\n    action: ALLOW\n    rules:\n      - from: [{ source: { principals: ["${id}"] } }]\n`;
     writeFileSync(policyFile, byPrincipal(ID_A));
@@ -244,13 +236,6 @@ audit: { output: none }
   });
 
   it('on one connection, a repeated request is decided again when the policy reads headers, and reuses its decision when not', async () => {
-    const frontendOnly = `policies:
-  - name: frontend-only
-    action: ALLOW
-    rules:
-      - from: [{ source: { principals: ["${ID_A}"] } }]
-        to: [{ operation: { notPaths: ["/catalog"] } }]
-`;
     const byHeader = `policies:
   - name: prod-only
     action: ALLOW
@@ -261,15 +246,12 @@ audit: { output: none }
     assert.equal(proxyB.reloadPolicy(), true);
     const conn = await connectMtls(proxyB.ports.get('web') as number, svidA, bundles);
     try {
-      // Same method, path and host each time: only the header changes the decision.
+      // Same method, path and host each time: only the header changes the decision (a
+      // 403 to a request without a body keeps the connection open).
       for (const env of ['prod', 'dev', 'prod', 'dev']) {
         const status = (await conn.request('/orders', { headers: { 'x-env': env } }))?.status;
         assert.equal(status, env === 'prod' ? 200 : 403, env);
-        if (status === 403) break; // a 403 without a body keeps the connection; go on below on a new one
       }
-      const again = await connectMtls(proxyB.ports.get('web') as number, svidA, bundles);
-      assert.equal((await again.request('/orders', { headers: { 'x-env': 'dev' } }))?.status, 403);
-      again.close();
       // A policy on paths only: the repeated request line gets the same answer each time,
       // and a different path on the same connection is decided on its own.
       writeFileSync(policyFile, frontendOnly);
