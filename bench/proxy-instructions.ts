@@ -13,6 +13,8 @@
  * runs of the same code). The backend answers in the load generator's process.
  *
  * Run: `npm run bench -- proxy-instructions` (needs valgrind: `apt-get install valgrind`).
+ * BENCH_PROXY_ONLY (e.g. `pipe,http +`) picks rows and BENCH_PROXY_V8_FLAGS sets the Steeple
+ * rows' V8 flags, as for `npm run bench:proxy`.
  * @module
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
@@ -22,7 +24,15 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import tls from 'node:tls';
 import { createTestCa } from '@steeple/spiffe/testing';
-import { benchPolicy, benchProxyConfig, freePort, NODE_PIPE, steepleCommand } from './proxy.js';
+import {
+  benchPolicy,
+  benchProxyConfig,
+  benchProxyWanted,
+  freePort,
+  NODE_PIPE,
+  STEEPLE_V8_FLAGS,
+  steepleCommand,
+} from './proxy.js';
 import { fmt, type Row } from './table.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -174,7 +184,7 @@ export async function benchProxyInstructions(): Promise<Row[]> {
   );
   const steepleArgs = steepleCommand(dir);
   const steeple = (protocol: 'tcp' | 'http', policyFile?: string) => (port: number) => [
-    '--max-semi-space-size=4',
+    ...STEEPLE_V8_FLAGS,
     ...steepleArgs,
     'proxy',
     'run',
@@ -202,12 +212,13 @@ export async function benchProxyInstructions(): Promise<Row[]> {
   try {
     let pipe: number | undefined;
     for (const [name, args] of contenders) {
+      if (!benchProxyWanted(name)) continue;
       const perRequest = await count(s, name, args);
-      pipe ??= perRequest;
+      if (name === 'node:tls pipe') pipe = perRequest;
       rows.push({
         proxy: name,
         'instructions/request': fmt(perRequest),
-        'vs pipe': `${Math.round((pipe / perRequest) * 100)} %`,
+        'vs pipe': pipe === undefined ? '' : `${Math.round((pipe / perRequest) * 100)} %`,
       });
     }
   } finally {

@@ -52,25 +52,41 @@ const ONLY = (process.env['BENCH_PROXY_ONLY'] ?? '')
   .split(',')
   .map((s) => s.trim().toLowerCase())
   .filter((s) => s !== '');
+/** Whether BENCH_PROXY_ONLY selects the contender named `name` (shared with proxy-instructions). */
+export function benchProxyWanted(name: string): boolean {
+  return ONLY.length === 0 || ONLY.some((o) => name.toLowerCase().includes(o));
+}
 /** `keepalive`, `handshake` or both (default): which figures to measure. */
 const MODES = (process.env['BENCH_PROXY_MODES'] ?? 'keepalive,handshake').split(',').map((s) => s.trim());
 /** Extra Node flags for the Steeple processes (and pipe (tsx)); e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`. */
 const STEEPLE_NODE_FLAGS = (process.env['BENCH_PROXY_NODE_FLAGS'] ?? '').split(/\s+/).filter((s) => s !== '');
 /**
- * V8 flags the Steeple rows run with, as a deployment would (`NODE_OPTIONS`): a young
- * generation capped at 4 MiB semi-spaces instead of V8's 16 MiB default keeps about
- * 25 MiB less resident under load, with no measurable CPU cost (docs/proxy.md).
+ * V8 flags the Steeple rows run with, as the `steeple` launcher starts the proxy: a young
+ * generation capped at 1 MiB semi-spaces instead of V8's 16 MiB default keeps it small
+ * under load, at the same instructions per request (docs/proxy.md, "Memory").
  */
-const STEEPLE_V8_FLAGS = (process.env['BENCH_PROXY_V8_FLAGS'] ?? '--max-semi-space-size=4')
+export const STEEPLE_V8_FLAGS = (process.env['BENCH_PROXY_V8_FLAGS'] ?? '--max-semi-space-size=1')
   .split(/\s+/)
   .filter((s) => s !== '');
+/**
+ * The environment the Steeple rows run with, as the `steeple` launcher starts the proxy:
+ * glibc's malloc limited to 2 arenas (`MALLOC_ARENA_MAX`; BENCH_PROXY_MALLOC_ARENA_MAX
+ * replaces the value, empty leaves glibc's default of 8 per core).
+ */
+const STEEPLE_MALLOC_ARENA_MAX = process.env['BENCH_PROXY_MALLOC_ARENA_MAX'] ?? '2';
+function steepleEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  if (STEEPLE_MALLOC_ARENA_MAX === '') delete env['MALLOC_ARENA_MAX'];
+  else env['MALLOC_ARENA_MAX'] = STEEPLE_MALLOC_ARENA_MAX;
+  return env;
+}
 /** The TypeScript loader for BENCH_PROXY_FROM_SOURCE=1; the "pipe (tsx)" row carries the same. */
 const TSX_FLAGS = ['--conditions=steeple-source', '--import', 'tsx'];
 
 // ---- helper processes, written as plain .mjs so they run without a TypeScript loader ----
 
 /** A plaintext HTTP/1.1 backend: answers every request head with a fixed 200 response. */
-const BACKEND = `
+export const BACKEND = `
 import net from 'node:net';
 const body = 'hello from the backend\\n';
 const res = Buffer.from('HTTP/1.1 200 OK\\r\\ncontent-type: text/plain\\r\\ncontent-length: ' + body.length + '\\r\\n\\r\\n' + body);
@@ -108,7 +124,7 @@ server.listen(Number(port), '127.0.0.1', () => process.stdout.write('ready\\n'))
  * handshake: new connections (full handshake, no session reuse), one request each.
  * Prints one JSON line: requests, seconds, latency percentiles, its own CPU time.
  */
-const LOADGEN = `
+export const LOADGEN = `
 import fs from 'node:fs'; import tls from 'node:tls';
 const [mode, port, seconds, conns, cert, key, ca] = process.argv.slice(2);
 const ctx = tls.createSecureContext({ cert: fs.readFileSync(cert), key: fs.readFileSync(key), ca: fs.readFileSync(ca) });
@@ -189,7 +205,12 @@ const pinning = cpus().length >= 2 && hasCommand('taskset');
 const PROXY_CPU = '0';
 const LOAD_CPU = '1';
 
-function pinned(cpu: string, cmd: string, args: string[], extra: { cwd?: string } = {}): ChildProcess {
+function pinned(
+  cpu: string,
+  cmd: string,
+  args: string[],
+  extra: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): ChildProcess {
   const [file, argv] = pinning ? ['taskset', ['-c', cpu, cmd, ...args]] : [cmd, args];
   return spawn(file as string, argv as string[], { stdio: ['ignore', 'pipe', 'pipe'], ...extra });
 }
@@ -495,7 +516,7 @@ export async function benchProxy(): Promise<Row[]> {
         PROXY_CPU,
         process.execPath,
         [...STEEPLE_V8_FLAGS, ...STEEPLE_NODE_FLAGS, ...steepleArgs, 'proxy', 'run', '-config', config],
-        { cwd: ROOT },
+        { cwd: ROOT, env: steepleEnv() },
       );
     },
   });
@@ -564,39 +585,25 @@ backend be
       },
     });
   }
+  const pipeArgs = (port: number) => [
+    join(dir, 'node-pipe.mjs'),
+    String(port),
+    String(backendPort),
+    serverCert,
+    serverKey,
+    caPem,
+  ];
   contenders.push({
     name: 'node:tls pipe',
     note: `Node ${process.version}, tls.createServer + pipe, defaults`,
-    start: async (port) =>
-      pinned(PROXY_CPU, process.execPath, [
-        join(dir, 'node-pipe.mjs'),
-        String(port),
-        String(backendPort),
-        serverCert,
-        serverKey,
-        caPem,
-      ]),
+    start: async (port) => pinned(PROXY_CPU, process.execPath, pipeArgs(port)),
   });
   if (FROM_SOURCE) {
     contenders.push({
       name: 'node:tls pipe (tsx)',
       note: 'the same pipe under the tsx loader the Steeple rows use: the fair RSS baseline',
       start: async (port) =>
-        pinned(
-          PROXY_CPU,
-          process.execPath,
-          [
-            ...STEEPLE_NODE_FLAGS,
-            ...TSX_FLAGS,
-            join(dir, 'node-pipe.mjs'),
-            String(port),
-            String(backendPort),
-            serverCert,
-            serverKey,
-            caPem,
-          ],
-          { cwd: ROOT },
-        ),
+        pinned(PROXY_CPU, process.execPath, [...STEEPLE_NODE_FLAGS, ...TSX_FLAGS, ...pipeArgs(port)], { cwd: ROOT }),
     });
   }
   contenders.push(steeple('Steeple tcp', 'tcp', false));
@@ -605,7 +612,7 @@ backend be
 
   let results: Measured[];
   try {
-    const wanted = (c: Contender) => ONLY.length === 0 || ONLY.some((o) => c.name.toLowerCase().includes(o));
+    const wanted = (c: Contender) => benchProxyWanted(c.name);
     results = await measureAll(dir, contenders.filter(wanted), client);
   } finally {
     backend.kill('SIGTERM');
@@ -628,7 +635,7 @@ backend be
     'p99 ms': r.p99.toFixed(2),
     'CPU µs/req': fmt(r.requestCpuUs),
     'CPU µs/handshake': fmt(r.handshakeCpuUs),
-    'RSS MiB': (r.rss / 1048576).toFixed(0),
+    'RSS MiB': (r.rss / 1048576).toFixed(1),
     'bottleneck (keep-alive)': r.rpsBottleneck,
     'bottleneck (handshakes)': r.handshakeBottleneck,
     errors: r.errors,

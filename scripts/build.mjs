@@ -37,7 +37,7 @@ const ENTRY = join(PACKAGE, 'src/cli/main.ts');
 const EXTERNAL = ['better-sqlite3', 'koffi', 'pg', 'pg-native', 'undici'];
 
 /**
- * Bundled CommonJS (pino, prom-client, yaml's dependencies) calls `require` for Node's
+ * Bundled CommonJS (prom-client, yaml's dependencies) calls `require` for Node's
  * built-in modules; an ES module has none, so each output file gets one.
  */
 const BANNER =
@@ -46,14 +46,15 @@ const BANNER =
 /**
  * zod 4 re-exports its 60 message locales as the namespace `z.locales`, and esbuild keeps a
  * namespace re-export whole: about 390 KB of code in every process that validates a config.
- * Steeple never calls `z.locales` (zod's English messages are imported by zod itself, from
- * locales/en.js), so the namespace is built empty. The build fails if a source starts using it.
+ * Steeple never calls `z.locales` (the English messages are imported on their own, from
+ * `zod/v4/locales/en.js`), so the namespace is built empty. The build fails if a source starts
+ * using it.
  */
 const zodLocalesStub = {
   name: 'zod-locales-stub',
   setup(b) {
     b.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) =>
-      /[/\\]node_modules[/\\]zod[/\\]v4[/\\](classic|core)[/\\]/.test(args.importer)
+      /[/\\]node_modules[/\\]zod[/\\]v4[/\\](classic|core|mini)[/\\]/.test(args.importer)
         ? { path: 'zod-locales', namespace: 'steeple-stub' }
         : undefined,
     );
@@ -67,7 +68,10 @@ function sourcesUsingZodLocales() {
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
       const path = join(dir, entry.name);
       if (entry.isDirectory()) walk(path);
-      else if (entry.name.endsWith('.ts') && /\bz\.locales\b|zod\/(v4\/)?locales/.test(readFileSync(path, 'utf8')))
+      else if (
+        entry.name.endsWith('.ts') &&
+        /\bz\.locales\b|['"]zod\/(v4\/)?locales(\/index\.js)?['"]/.test(readFileSync(path, 'utf8'))
+      )
         found.push(relative(ROOT, path));
     }
   };

@@ -41,6 +41,7 @@ interface Run {
 function plainEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env = { ...process.env, ...extra };
   delete env.NODE_OPTIONS;
+  if (!('MALLOC_ARENA_MAX' in extra)) delete env.MALLOC_ARENA_MAX;
   return env;
 }
 
@@ -95,7 +96,7 @@ describe('bin/steeple: the built CLI while it is fresh, the sources otherwise', 
     copyFileSync(join(ROOT, 'packages/steeple/bin/steeple'), bin);
     chmodSync(bin, 0o755);
     const report = (what: string) =>
-      `process.stdout.write(${JSON.stringify(what)} + ' ' + JSON.stringify({ args: process.argv.slice(2), semi: process.execArgv.filter((a) => a.startsWith('--max-semi')) }) + '\\n');\n`;
+      `process.stdout.write(${JSON.stringify(what)} + ' ' + JSON.stringify({ args: process.argv.slice(2), semi: process.execArgv.filter((a) => a.startsWith('--max-semi')), arena: process.env.MALLOC_ARENA_MAX ?? null }) + '\\n');\n`;
     writeFileSync(join(pkg, 'dist', 'main.js'), report('build'));
     writeFileSync(join(src, 'cli', 'main.ts'), report('sources'));
     for (const f of [file, testFile, sdkFile, lock, join(pkg, 'package.json')]) writeFileSync(f, '{}');
@@ -129,15 +130,22 @@ describe('bin/steeple: the built CLI while it is fresh, the sources otherwise', 
     age();
     const r = await launch(['agent', 'api', 'fetch', 'x509']);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /^build \{"args":\["agent","api","fetch","x509"\],"semi":\[\]\}/);
+    assert.match(r.stdout, /^build \{"args":\["agent","api","fetch","x509"\],"semi":\[\],"arena":null\}/);
     assert.match(r.stderr, /steeple launcher: build/);
   });
 
-  it('gives the proxy 4 MiB semi-spaces unless NODE_OPTIONS sets its own', async () => {
+  it('gives the proxy 1 MiB semi-spaces unless NODE_OPTIONS sets its own', async () => {
     age();
-    assert.match((await launch(['proxy', 'run'])).stdout, /"semi":\["--max-semi-space-size=4"\]/);
+    assert.match((await launch(['proxy', 'run'])).stdout, /"semi":\["--max-semi-space-size=1"\]/);
     const own = await launch(['proxy', 'run'], { NODE_OPTIONS: '--max-semi-space-size=8' });
     assert.match(own.stdout, /"semi":\[\]/);
+  });
+
+  it('gives the proxy 2 malloc arenas unless MALLOC_ARENA_MAX is set, and leaves other commands alone', async () => {
+    age();
+    assert.match((await launch(['proxy', 'run'])).stdout, /"arena":"2"/);
+    assert.match((await launch(['proxy', 'run'], { MALLOC_ARENA_MAX: '4' })).stdout, /"arena":"4"/);
+    assert.match((await launch(['server', 'run'])).stdout, /"arena":null/);
   });
 
   it('runs the sources when a source file, a directory, the SDK, a package.json or an install is newer', async () => {

@@ -278,6 +278,28 @@ audit: { output: none }
   });
 });
 
+describe('proxy: process metrics only where they can be read', () => {
+  it('collects CPU, memory, GC and event-loop metrics only with a health or Prometheus listener', async () => {
+    const dir = tempDir();
+    const id = writeIdentity(dir, 'p', ca.issueX509Svid(ID_B, { ttlSeconds: 3600 }), bundles);
+    const base = `identity: { files: { cert: ${id.cert}, key: ${id.key}, bundle: ${id.bundle} } }
+inbound: [{ name: web, listen: "127.0.0.1:0", target: "127.0.0.1:9" }]
+`;
+    const bare = await proxyFrom(dir, 'bare', base);
+    const served = await proxyFrom(dir, 'served', `${base}telemetry: { prometheus: { host: 127.0.0.1, port: 0 } }\n`);
+    try {
+      // Nobody can scrape the first: no GC observer, no delay histogram, no process gauges.
+      assert.doesNotMatch(await bare.metrics.render(), /process_cpu_seconds_total|nodejs_eventloop_lag/);
+      const text = await served.metrics.render();
+      assert.match(text, /steeple_process_cpu_seconds_total \d/);
+      assert.match(text, /steeple_nodejs_eventloop_lag_p99_seconds /);
+    } finally {
+      await bare.close();
+      await served.close();
+    }
+  });
+});
+
 describe('proxy: PeerAuthentication modes', () => {
   const dir = tempDir();
   const audit = join(dir, 'audit.log');

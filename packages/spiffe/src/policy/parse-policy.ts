@@ -5,7 +5,7 @@
  * The wording is the one `steeple proxy check` prints for a policy file.
  * @module
  */
-import type { z } from 'zod';
+import type * as z from 'zod/mini';
 import { PolicyError, type PolicyIssue } from '../errors.js';
 import { type PolicyFile, PolicyFileSchema } from './policy-schema.js';
 
@@ -113,15 +113,15 @@ function valueAt(raw: unknown, path: Path): unknown {
 
 interface SchemaDef {
   readonly type: string;
-  readonly shape?: Record<string, z.ZodType>;
-  readonly innerType?: z.ZodType;
-  readonly in?: z.ZodType;
-  readonly element?: z.ZodType;
+  readonly shape?: Record<string, z.core.$ZodType>;
+  readonly innerType?: z.core.$ZodType;
+  readonly in?: z.core.$ZodType;
+  readonly element?: z.core.$ZodType;
 }
 
 /** The keys the object schema at `path` allows (for did-you-mean). */
-function knownKeysAt(schema: z.ZodType, path: Path): string[] {
-  let node: z.ZodType | undefined = schema;
+function knownKeysAt(schema: z.core.$ZodType, path: Path): string[] {
+  let node: z.core.$ZodType | undefined = schema;
   let rest = path;
   for (let depth = 0; node !== undefined && depth < 64; depth++) {
     const def: SchemaDef = (node as unknown as { _zod: { def: SchemaDef } })._zod.def;

@@ -21,10 +21,16 @@
  * @module
  */
 import { BlockList, isIP } from 'node:net';
-import { z } from 'zod';
+import * as z from 'zod/mini';
+import en from 'zod/v4/locales/en.js';
 import { SpiffeId } from '../spiffeid/spiffe-id.js';
 import { TrustDomain } from '../spiffeid/trust-domain.js';
 import { brokenPatternRule } from './string-match.js';
+
+// zod/mini loads no message locale (its issues would all say "Invalid input"); zod classic
+// installs English when its first schema is built. Do the same, unless a locale is already set,
+// so that issue messages stay zod's English ones.
+if (z.config().localeError === undefined) z.config(en());
 
 export const POLICY_ACTIONS = ['ALLOW', 'DENY', 'AUDIT'] as const;
 export type PolicyAction = (typeof POLICY_ACTIONS)[number];
@@ -51,33 +57,44 @@ export function canonicalPrincipal(pattern: string): string {
   return `spiffe://${pattern}`;
 }
 
-const principalPattern = z.string().superRefine((input, ctx) => {
-  const broken = brokenPatternRule(input);
-  if (broken) return ctx.addIssue({ code: 'custom', message: `${JSON.stringify(input)}: ${broken}` });
-  if (input.includes('*')) return;
-  const id = SpiffeId.tryParse(canonicalPrincipal(input));
-  if (id instanceof Error) ctx.addIssue({ code: 'custom', message: `${JSON.stringify(input)}: ${id.rule}` });
-});
+const principalPattern = z.string().check(
+  z.superRefine((input: string, ctx) => {
+    const broken = brokenPatternRule(input);
+    if (broken) return ctx.addIssue({ code: 'custom', message: `${JSON.stringify(input)}: ${broken}` });
+    if (input.includes('*')) return;
+    const id = SpiffeId.tryParse(canonicalPrincipal(input));
+    if (id instanceof Error) ctx.addIssue({ code: 'custom', message: `${JSON.stringify(input)}: ${id.rule}` });
+  }),
+);
 
-const trustDomainName = z.string().superRefine((input, ctx) => {
-  const td = TrustDomain.tryParse(input);
-  if (td instanceof Error) ctx.addIssue({ code: 'custom', message: td.message });
-});
+const trustDomainName = z.string().check(
+  z.superRefine((input: string, ctx) => {
+    const td = TrustDomain.tryParse(input);
+    if (td instanceof Error) ctx.addIssue({ code: 'custom', message: td.message });
+  }),
+);
 
-const plainPattern = z.string().superRefine((input, ctx) => {
-  const broken = brokenPatternRule(input);
-  if (broken) ctx.addIssue({ code: 'custom', message: `${JSON.stringify(input)}: ${broken}` });
-});
+const plainPattern = z.string().check(
+  z.superRefine((input: string, ctx) => {
+    const broken = brokenPatternRule(input);
+    if (broken) ctx.addIssue({ code: 'custom', message: `${JSON.stringify(input)}: ${broken}` });
+  }),
+);
 
-const pathPattern = plainPattern.superRefine((input, ctx) => {
-  if (!input.startsWith('/') && !input.startsWith('*')) {
-    ctx.addIssue({ code: 'custom', message: `${JSON.stringify(input)}: a path starts with "/" (or "*" for a suffix)` });
-  }
-});
+const pathPattern = plainPattern.check(
+  z.superRefine((input: string, ctx) => {
+    if (!input.startsWith('/') && !input.startsWith('*')) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `${JSON.stringify(input)}: a path starts with "/" (or "*" for a suffix)`,
+      });
+    }
+  }),
+);
 
 const methodName = z
   .string()
-  .regex(/^([A-Z][A-Z-]*|\*)$/, 'must be an upper-case HTTP method such as GET or POST (or "*")');
+  .check(z.regex(/^([A-Z][A-Z-]*|\*)$/, 'must be an upper-case HTTP method such as GET or POST (or "*")'));
 
 /** Checks an address or CIDR block (`10.0.0.0/8`, `2001:db8::/32`, `192.0.2.7`). */
 export function brokenIpBlockRule(input: string): string | undefined {
@@ -92,19 +109,23 @@ export function brokenIpBlockRule(input: string): string | undefined {
   return undefined;
 }
 
-const ipBlock = z.string().superRefine((input, ctx) => {
-  const broken = brokenIpBlockRule(input);
-  if (broken) ctx.addIssue({ code: 'custom', message: `${JSON.stringify(input)}: ${broken}` });
-});
+const ipBlock = z.string().check(
+  z.superRefine((input: string, ctx) => {
+    const broken = brokenIpBlockRule(input);
+    if (broken) ctx.addIssue({ code: 'custom', message: `${JSON.stringify(input)}: ${broken}` });
+  }),
+);
 
-const portValue = z.union([z.number(), z.string()]).superRefine((input, ctx) => {
-  const n = typeof input === 'number' ? input : /^\d{1,5}$/.test(input) ? Number(input) : Number.NaN;
-  if (!Number.isInteger(n) || n < 1 || n > 65_535) {
-    ctx.addIssue({ code: 'custom', message: `${JSON.stringify(input)} is not a port number (1-65535)` });
-  }
-});
+const portValue = z.union([z.number(), z.string()]).check(
+  z.superRefine((input: number | string, ctx) => {
+    const n = typeof input === 'number' ? input : /^\d{1,5}$/.test(input) ? Number(input) : Number.NaN;
+    if (!Number.isInteger(n) || n < 1 || n > 65_535) {
+      ctx.addIssue({ code: 'custom', message: `${JSON.stringify(input)} is not a port number (1-65535)` });
+    }
+  }),
+);
 
-const list = <T extends z.ZodType>(item: T) => z.array(item).min(1).optional();
+const list = <T extends z.ZodMiniType>(item: T) => z.optional(z.array(item).check(z.minLength(1)));
 
 const sourceSchema = z.strictObject({
   principals: list(principalPattern),
@@ -134,67 +155,75 @@ const conditionSchema = z
     values: list(z.string()),
     notValues: list(z.string()),
   })
-  .superRefine((cond, ctx) => {
-    const { key } = cond;
-    if (!SIMPLE_KEYS.has(key) && !HEADER_KEY.test(key)) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['key'],
-        message: `${JSON.stringify(key)} is not a supported condition key (supported: ${CONDITION_KEYS.join(', ')})`,
-      });
-      return;
-    }
-    if (cond.values === undefined && cond.notValues === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['values'], message: 'a condition needs "values" or "notValues"' });
-    }
-    const check = (values: readonly string[] | undefined, field: string) =>
-      values?.forEach((v, i) => {
-        const broken =
-          key === 'source.ip' || key === 'remote.ip' || key === 'destination.ip'
-            ? brokenIpBlockRule(v)
-            : key === 'destination.port'
-              ? /^\d{1,5}$/.test(v) && Number(v) >= 1 && Number(v) <= 65_535
-                ? undefined
-                : 'is not a port number (1-65535)'
-              : brokenPatternRule(v);
-        if (broken) ctx.addIssue({ code: 'custom', path: [field, i], message: `${JSON.stringify(v)}: ${broken}` });
-      });
-    check(cond.values, 'values');
-    check(cond.notValues, 'notValues');
-  });
+  .check(
+    z.superRefine((cond, ctx) => {
+      const { key } = cond;
+      if (!SIMPLE_KEYS.has(key) && !HEADER_KEY.test(key)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['key'],
+          message: `${JSON.stringify(key)} is not a supported condition key (supported: ${CONDITION_KEYS.join(', ')})`,
+        });
+        return;
+      }
+      if (cond.values === undefined && cond.notValues === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['values'], message: 'a condition needs "values" or "notValues"' });
+      }
+      const check = (values: readonly string[] | undefined, field: string) =>
+        values?.forEach((v, i) => {
+          const broken =
+            key === 'source.ip' || key === 'remote.ip' || key === 'destination.ip'
+              ? brokenIpBlockRule(v)
+              : key === 'destination.port'
+                ? /^\d{1,5}$/.test(v) && Number(v) >= 1 && Number(v) <= 65_535
+                  ? undefined
+                  : 'is not a port number (1-65535)'
+                : brokenPatternRule(v);
+          if (broken) ctx.addIssue({ code: 'custom', path: [field, i], message: `${JSON.stringify(v)}: ${broken}` });
+        });
+      check(cond.values, 'values');
+      check(cond.notValues, 'notValues');
+    }),
+  );
 
 const ruleSchema = z.strictObject({
-  from: z.array(z.strictObject({ source: sourceSchema })).optional(),
-  to: z.array(z.strictObject({ operation: operationSchema })).optional(),
-  when: z.array(conditionSchema).optional(),
+  from: z.optional(z.array(z.strictObject({ source: sourceSchema }))),
+  to: z.optional(z.array(z.strictObject({ operation: operationSchema }))),
+  when: z.optional(z.array(conditionSchema)),
 });
 
 const policySchema = z.strictObject({
   name: z
     .string()
-    .regex(/^[a-zA-Z0-9][a-zA-Z0-9._-]{0,252}$/, 'must be 1-253 characters of a-z, A-Z, 0-9, ".", "_", "-"'),
-  action: z.enum(POLICY_ACTIONS).prefault('ALLOW'),
+    .check(z.regex(/^[a-zA-Z0-9][a-zA-Z0-9._-]{0,252}$/, 'must be 1-253 characters of a-z, A-Z, 0-9, ".", "_", "-"')),
+  action: z.prefault(z.enum(POLICY_ACTIONS), 'ALLOW'),
   /** Evaluate and record the would-be decision without enforcing it (Istio's `istio.io/dry-run`). */
-  dryRun: z.boolean().prefault(false),
+  dryRun: z.prefault(z.boolean(), false),
   /** Inbound listeners the policy applies to, by name; default all. */
-  listeners: z.array(z.string().min(1)).min(1).optional(),
+  listeners: z.optional(z.array(z.string().check(z.minLength(1))).check(z.minLength(1))),
   /** Absent or empty: the policy matches nothing (an ALLOW policy without rules allows nothing). */
-  rules: z.array(ruleSchema).prefault([]),
+  rules: z.prefault(z.array(ruleSchema), []),
 });
 
 export const PolicyFileSchema = z
   .strictObject({
-    policies: z.array(policySchema).prefault([]),
+    policies: z.prefault(z.array(policySchema), []),
   })
-  .superRefine((file, ctx) => {
-    const seen = new Set<string>();
-    file.policies.forEach((p, i) => {
-      if (seen.has(p.name)) {
-        ctx.addIssue({ code: 'custom', path: ['policies', i, 'name'], message: `policy "${p.name}" is defined twice` });
-      }
-      seen.add(p.name);
-    });
-  });
+  .check(
+    z.superRefine((file, ctx) => {
+      const seen = new Set<string>();
+      file.policies.forEach((p, i) => {
+        if (seen.has(p.name)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['policies', i, 'name'],
+            message: `policy "${p.name}" is defined twice`,
+          });
+        }
+        seen.add(p.name);
+      });
+    }),
+  );
 
 export type PolicyFile = z.output<typeof PolicyFileSchema>;
 /** A policy document as written (defaults not yet filled in): what `parsePolicyFile` accepts. */

@@ -15,13 +15,13 @@
  * ```
  * @module
  */
-import { TrustDomain } from '@steeple/spiffe';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import type { FlagOverride } from '../common/config/apply-flag-overrides.js';
 import { healthChecksSchema, portSchema } from '../common/config/health-checks-schema.js';
 import { type LoadYamlConfigOptions, loadYamlConfig, parseYamlConfig } from '../common/config/load-yaml.js';
 import { logLevelSchema } from '../common/config/log-level-schema.js';
 import { telemetrySchema } from '../common/config/telemetry-schema.js';
+import { trustDomainNameSchema } from '../common/config/trust-domain-schema.js';
 import { x509PopClientConfigSchema } from './node-attestation/index.js';
 
 /** Where the Workload API socket lives unless `socket_path` says otherwise (SPIRE's layout, Steeple's name). */
@@ -30,41 +30,30 @@ export const DEFAULT_AGENT_SOCKET_PATH = '/tmp/steeple-agent/public/api.sock';
 /** The Agent API port of the server unless `server_port` says otherwise (SPIRE's). */
 export const DEFAULT_SERVER_PORT = 8081;
 
-const trustDomainSchema = z.string().transform((input, ctx) => {
-  const td = TrustDomain.tryParse(input);
-  if (td instanceof Error) {
-    ctx.addIssue({
-      code: 'custom',
-      message: `${JSON.stringify(input)} is not a trust domain name: ${td.message}`,
-      input,
-    });
-    return z.NEVER;
-  }
-  return td.name;
-});
-
-const nonEmpty = z.string().min(1);
+const nonEmpty = z.string().check(z.minLength(1));
 
 /** `workload_attestors.unix` (SPIRE's plugin of that name). */
-export const unixAttestorConfigSchema = z
-  .strictObject({
+export const unixAttestorConfigSchema = z.prefault(
+  z.strictObject({
     /** Also yield `unix:path` and `unix:sha256` from the process's executable. */
-    discover_workload_path: z.boolean().prefault(false),
+    discover_workload_path: z.prefault(z.boolean(), false),
     /**
      * Largest executable (bytes) hashed for `unix:sha256`; 0 = no limit, negative = never
      * hash (SPIRE's meaning). A larger binary gets no `unix:sha256` selector.
      */
-    workload_size_limit: z.number().int().prefault(0),
-  })
-  .prefault({});
+    workload_size_limit: z.prefault(z.number().check(z.int()), 0),
+  }),
+  {},
+);
 
 export type UnixAttestorConfig = z.output<typeof unixAttestorConfigSchema>;
 
-const workloadAttestorsSchema = z
-  .strictObject({
-    unix: unixAttestorConfigSchema.optional(),
-  })
-  .prefault({ unix: {} });
+const workloadAttestorsSchema = z.prefault(
+  z.strictObject({
+    unix: z.optional(unixAttestorConfigSchema),
+  }),
+  { unix: {} },
+);
 
 const nodeAttestorSchema = z.strictObject({
   x509pop: x509PopClientConfigSchema,
@@ -74,48 +63,50 @@ const nodeAttestorSchema = z.strictObject({
 export const AgentConfigSchema = z
   .strictObject({
     server_address: nonEmpty,
-    server_port: portSchema.min(1).prefault(DEFAULT_SERVER_PORT),
-    trust_domain: trustDomainSchema,
+    server_port: z.prefault(portSchema.check(z.minimum(1)), DEFAULT_SERVER_PORT),
+    trust_domain: trustDomainNameSchema,
     /** PEM roots that the server's SVID must chain to on the very first connection. */
-    trust_bundle_path: nonEmpty.optional(),
-    join_token: nonEmpty.optional(),
-    node_attestor: nodeAttestorSchema.optional(),
+    trust_bundle_path: z.optional(nonEmpty),
+    join_token: z.optional(nonEmpty),
+    node_attestor: z.optional(nodeAttestorSchema),
     data_dir: nonEmpty,
-    socket_path: nonEmpty.prefault(DEFAULT_AGENT_SOCKET_PATH),
+    socket_path: z.prefault(nonEmpty, DEFAULT_AGENT_SOCKET_PATH),
     workload_attestors: workloadAttestorsSchema,
     /** Let callers without an identity fetch bundles and validate JWT-SVIDs (SPIRE's key). */
-    allow_unauthenticated_verifiers: z.boolean().prefault(false),
-    log_level: logLevelSchema.prefault('info'),
+    allow_unauthenticated_verifiers: z.prefault(z.boolean(), false),
+    log_level: z.prefault(logLevelSchema, 'info'),
     health_checks: healthChecksSchema,
     telemetry: telemetrySchema,
   })
-  .superRefine((config, ctx) => {
-    if (config.join_token === undefined && config.node_attestor === undefined) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['join_token'],
-        message:
-          'is required unless node_attestor is set: the agent needs one way to prove its node (join_token or node_attestor.x509pop)',
-        input: undefined,
-      });
-    }
-    if (config.join_token !== undefined && config.node_attestor !== undefined) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['node_attestor'],
-        message: 'join_token and node_attestor are both set; configure exactly one node attestation method',
-        input: config.node_attestor,
-      });
-    }
-    if (config.workload_attestors.unix === undefined) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['workload_attestors'],
-        message: 'must configure at least one workload attestor (e.g. "unix: {}")',
-        input: config.workload_attestors,
-      });
-    }
-  });
+  .check(
+    z.superRefine((config, ctx) => {
+      if (config.join_token === undefined && config.node_attestor === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['join_token'],
+          message:
+            'is required unless node_attestor is set: the agent needs one way to prove its node (join_token or node_attestor.x509pop)',
+          input: undefined,
+        });
+      }
+      if (config.join_token !== undefined && config.node_attestor !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['node_attestor'],
+          message: 'join_token and node_attestor are both set; configure exactly one node attestation method',
+          input: config.node_attestor,
+        });
+      }
+      if (config.workload_attestors.unix === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['workload_attestors'],
+          message: 'must configure at least one workload attestor (e.g. "unix: {}")',
+          input: config.workload_attestors,
+        });
+      }
+    }),
+  );
 
 /** The validated agent configuration. */
 export type AgentConfig = z.output<typeof AgentConfigSchema>;

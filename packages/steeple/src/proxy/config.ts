@@ -20,7 +20,7 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 import { SpiffeId, TrustDomain } from '@steeple/spiffe/core';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { durationSchema } from '../common/config/duration.js';
 import { healthChecksSchema } from '../common/config/health-checks-schema.js';
 import { type LoadYamlConfigOptions, loadYamlConfig } from '../common/config/load-yaml.js';
@@ -35,39 +35,52 @@ export type PeerAuthenticationMode = (typeof PEER_AUTHENTICATION_MODES)[number];
 export const LISTENER_PROTOCOLS = ['tcp', 'http'] as const;
 export type ListenerProtocol = (typeof LISTENER_PROTOCOLS)[number];
 
-const nonEmpty = z.string().min(1);
+const nonEmpty = z.string().check(z.minLength(1));
 const nameSchema = z
   .string()
-  .regex(/^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/, 'must be 1-63 characters of a-z, A-Z, 0-9, ".", "_", "-"');
+  .check(z.regex(/^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/, 'must be 1-63 characters of a-z, A-Z, 0-9, ".", "_", "-"'));
 
 function hostPortSchema(what: string, allowPortZero: boolean) {
-  return z.string().transform((input, ctx): HostPort => {
-    const parsed = parseHostPort(input, { allowPortZero });
-    if (typeof parsed === 'string') {
-      ctx.addIssue({ code: 'custom', message: `${JSON.stringify(input)} is not a valid ${what}: ${parsed}`, input });
-      return z.NEVER;
-    }
-    return parsed;
-  });
+  return z.pipe(
+    z.string(),
+    z.transform((input: string, ctx): HostPort => {
+      const parsed = parseHostPort(input, { allowPortZero });
+      if (typeof parsed === 'string') {
+        ctx.issues.push({
+          code: 'custom',
+          message: `${JSON.stringify(input)} is not a valid ${what}: ${parsed}`,
+          input,
+        });
+        return z.NEVER;
+      }
+      return parsed;
+    }),
+  );
 }
 
-const spiffeIdSchema = z.string().transform((input, ctx) => {
-  const id = SpiffeId.tryParse(input);
-  if (id instanceof Error) {
-    ctx.addIssue({ code: 'custom', message: id.message, input });
-    return z.NEVER;
-  }
-  return id;
-});
+const spiffeIdSchema = z.pipe(
+  z.string(),
+  z.transform((input: string, ctx) => {
+    const id = SpiffeId.tryParse(input);
+    if (id instanceof Error) {
+      ctx.issues.push({ code: 'custom', message: id.message, input });
+      return z.NEVER;
+    }
+    return id;
+  }),
+);
 
-const trustDomainSchema = z.string().transform((input, ctx) => {
-  const td = TrustDomain.tryParse(input);
-  if (td instanceof Error) {
-    ctx.addIssue({ code: 'custom', message: td.message, input });
-    return z.NEVER;
-  }
-  return td;
-});
+const trustDomainSchema = z.pipe(
+  z.string(),
+  z.transform((input: string, ctx) => {
+    const td = TrustDomain.tryParse(input);
+    if (td instanceof Error) {
+      ctx.issues.push({ code: 'custom', message: td.message, input });
+      return z.NEVER;
+    }
+    return td;
+  }),
+);
 
 const filesIdentitySchema = z.strictObject({
   /** PEM: the X.509-SVID leaf first, then intermediates. */
@@ -80,20 +93,24 @@ const filesIdentitySchema = z.strictObject({
    */
   bundle: nonEmpty,
   /** Files are also re-read this often, in case change notifications are missed. */
-  poll_interval: durationSchema({ min: 1 }).prefault('5s'),
+  poll_interval: z.prefault(durationSchema({ min: 1 }), '5s'),
 });
 
 const identitySchema = z
-  .strictObject({
-    files: filesIdentitySchema.optional(),
-    workload_api: z.strictObject({ socket_path: nonEmpty.optional() }).optional(),
-  })
-  .prefault({})
-  .superRefine((value, ctx) => {
-    if (value.files !== undefined && value.workload_api !== undefined) {
-      ctx.addIssue({ code: 'custom', message: 'set either "files" or "workload_api", not both', path: [] });
-    }
-  });
+  .prefault(
+    z.strictObject({
+      files: z.optional(filesIdentitySchema),
+      workload_api: z.optional(z.strictObject({ socket_path: z.optional(nonEmpty) })),
+    }),
+    {},
+  )
+  .check(
+    z.superRefine((value, ctx) => {
+      if (value.files !== undefined && value.workload_api !== undefined) {
+        ctx.addIssue({ code: 'custom', message: 'set either "files" or "workload_api", not both', path: [] });
+      }
+    }),
+  );
 
 const inboundSchema = z.strictObject({
   /** Names the listener in audit records, metrics and policy selectors. */
@@ -102,15 +119,15 @@ const inboundSchema = z.strictObject({
   listen: hostPortSchema('listen address', true),
   /** The local app, `host:port`, reached in plaintext. */
   target: hostPortSchema('target address', false),
-  protocol: z.enum(LISTENER_PROTOCOLS).prefault('tcp'),
-  mode: z.enum(PEER_AUTHENTICATION_MODES).prefault('STRICT'),
+  protocol: z.prefault(z.enum(LISTENER_PROTOCOLS), 'tcp'),
+  mode: z.prefault(z.enum(PEER_AUTHENTICATION_MODES), 'STRICT'),
   /** How HTTP/2 callers are forwarded to the app: as HTTP/1.1 (default) or HTTP/2 without TLS. */
-  app_protocol: z.enum(['http1', 'h2c']).prefault('http1'),
-  handshake_timeout: durationSchema({ min: 1 }).prefault('10s'),
+  app_protocol: z.prefault(z.enum(['http1', 'h2c']), 'http1'),
+  handshake_timeout: z.prefault(durationSchema({ min: 1 }), '10s'),
   /** A connection with no traffic either way for this long is closed; 0 never. */
-  idle_timeout: durationSchema().prefault('1h'),
+  idle_timeout: z.prefault(durationSchema(), '1h'),
   /** PERMISSIVE: a caller that sends nothing for this long is taken as plaintext (server-speaks-first protocols). */
-  protocol_detection_timeout: durationSchema().prefault('1s'),
+  protocol_detection_timeout: z.prefault(durationSchema(), '1s'),
 });
 
 const outboundSchema = z
@@ -120,100 +137,105 @@ const outboundSchema = z
     listen: hostPortSchema('listen address', true),
     /** The upstream's mTLS endpoint (usually its inbound proxy), `host:port`. */
     upstream: hostPortSchema('upstream address', false),
-    protocol: z.enum(LISTENER_PROTOCOLS).prefault('tcp'),
+    protocol: z.prefault(z.enum(LISTENER_PROTOCOLS), 'tcp'),
     /** The upstream must present exactly this SPIFFE ID … */
-    upstream_id: spiffeIdSchema.optional(),
+    upstream_id: z.optional(spiffeIdSchema),
     /** … or any ID of this trust domain. */
-    upstream_trust_domain: trustDomainSchema.optional(),
+    upstream_trust_domain: z.optional(trustDomainSchema),
     /** TLS server name sent to the upstream (SNI); default none. */
-    sni: nonEmpty.optional(),
-    connect_timeout: durationSchema({ min: 1 }).prefault('10s'),
-    idle_timeout: durationSchema().prefault('1h'),
+    sni: z.optional(nonEmpty),
+    connect_timeout: z.prefault(durationSchema({ min: 1 }), '10s'),
+    idle_timeout: z.prefault(durationSchema(), '1h'),
     /** HTTP: idle upstream connections kept for reuse. */
-    max_idle_connections: z.number().int().min(0).max(10_000).prefault(64),
+    max_idle_connections: z.prefault(z.number().check(z.int(), z.minimum(0), z.maximum(10_000)), 64),
     /** HTTP: an idle pooled upstream connection is closed after this long. */
-    pool_idle_timeout: durationSchema({ min: 1 }).prefault('60s'),
+    pool_idle_timeout: z.prefault(durationSchema({ min: 1 }), '60s'),
   })
-  .superRefine((value, ctx) => {
-    const n = Number(value.upstream_id !== undefined) + Number(value.upstream_trust_domain !== undefined);
-    if (n !== 1) {
-      ctx.addIssue({
-        code: 'custom',
-        message:
-          n === 0
-            ? 'set "upstream_id" (exact SPIFFE ID) or "upstream_trust_domain" (any member): an upstream must be verified'
-            : 'set either "upstream_id" or "upstream_trust_domain", not both',
-        path: ['upstream_id'],
-      });
-    }
-  });
+  .check(
+    z.superRefine((value, ctx) => {
+      const n = Number(value.upstream_id !== undefined) + Number(value.upstream_trust_domain !== undefined);
+      if (n !== 1) {
+        ctx.addIssue({
+          code: 'custom',
+          message:
+            n === 0
+              ? 'set "upstream_id" (exact SPIFFE ID) or "upstream_trust_domain" (any member): an upstream must be verified'
+              : 'set either "upstream_id" or "upstream_trust_domain", not both',
+          path: ['upstream_id'],
+        });
+      }
+    }),
+  );
 
 const auditSchema = z
-  .strictObject({
-    /** `stdout`, `file` (with size-based rotation) or `none`. */
-    output: z.enum(['stdout', 'file', 'none']).prefault('stdout'),
-    path: nonEmpty.optional(),
-    /** Rotate when the file would grow past this many bytes (default 100 MiB). */
-    max_size_bytes: z
-      .number()
-      .int()
-      .min(4096)
-      .prefault(100 * 1024 * 1024),
-    /** Rotated files kept: `audit.log.1` … `audit.log.N`. */
-    max_files: z.number().int().min(1).max(1000).prefault(5),
-    /** `all` records every connection and request; `matched` only denials and AUDIT policy matches. */
-    records: z.enum(['all', 'matched']).prefault('all'),
-    /** Records are written in batches at least this often (milliseconds). */
-    flush_interval_ms: z.number().int().min(1).max(10_000).prefault(100),
-  })
-  .prefault({})
-  .superRefine((value, ctx) => {
-    if (value.output === 'file' && value.path === undefined) {
-      ctx.addIssue({ code: 'custom', message: 'is required when output is "file"', path: ['path'] });
-    }
-  });
+  .prefault(
+    z.strictObject({
+      /** `stdout`, `file` (with size-based rotation) or `none`. */
+      output: z.prefault(z.enum(['stdout', 'file', 'none']), 'stdout'),
+      path: z.optional(nonEmpty),
+      /** Rotate when the file would grow past this many bytes (default 100 MiB). */
+      max_size_bytes: z.prefault(z.number().check(z.int(), z.minimum(4096)), 100 * 1024 * 1024),
+      /** Rotated files kept: `audit.log.1` … `audit.log.N`. */
+      max_files: z.prefault(z.number().check(z.int(), z.minimum(1), z.maximum(1000)), 5),
+      /** `all` records every connection and request; `matched` only denials and AUDIT policy matches. */
+      records: z.prefault(z.enum(['all', 'matched']), 'all'),
+      /** Records are written in batches at least this often (milliseconds). */
+      flush_interval_ms: z.prefault(z.number().check(z.int(), z.minimum(1), z.maximum(10_000)), 100),
+    }),
+    {},
+  )
+  .check(
+    z.superRefine((value, ctx) => {
+      if (value.output === 'file' && value.path === undefined) {
+        ctx.addIssue({ code: 'custom', message: 'is required when output is "file"', path: ['path'] });
+      }
+    }),
+  );
 
 export const ProxyConfigSchema = z
   .strictObject({
-    log_level: logLevelSchema.prefault('info'),
+    log_level: z.prefault(logLevelSchema, 'info'),
     identity: identitySchema,
-    inbound: z.array(inboundSchema).prefault([]),
-    outbound: z.array(outboundSchema).prefault([]),
-    policy: z
-      .strictObject({
+    inbound: z.prefault(z.array(inboundSchema), []),
+    outbound: z.prefault(z.array(outboundSchema), []),
+    policy: z.prefault(
+      z.strictObject({
         /** Authorization policies (YAML); reloaded when the file changes. Without it every verified caller is allowed. */
-        file: nonEmpty.optional(),
-        poll_interval: durationSchema({ min: 1 }).prefault('5s'),
-      })
-      .prefault({}),
+        file: z.optional(nonEmpty),
+        poll_interval: z.prefault(durationSchema({ min: 1 }), '5s'),
+      }),
+      {},
+    ),
     audit: auditSchema,
     health_checks: healthChecksSchema,
     telemetry: telemetrySchema,
   })
-  .superRefine((value, ctx) => {
-    if (value.inbound.length + value.outbound.length === 0) {
-      ctx.addIssue({
-        code: 'custom',
-        message: 'configure at least one inbound or outbound listener',
-        path: ['inbound'],
-      });
-    }
-    const seen = new Map<string, string>();
-    const check = (name: string, path: (string | number)[]) => {
-      const first = seen.get(name);
-      if (first !== undefined) {
-        ctx.addIssue({ code: 'custom', message: `listener name "${name}" is already used by ${first}`, path });
-      } else {
-        seen.set(name, path.slice(0, 2).join('.'));
+  .check(
+    z.superRefine((value, ctx) => {
+      if (value.inbound.length + value.outbound.length === 0) {
+        ctx.addIssue({
+          code: 'custom',
+          message: 'configure at least one inbound or outbound listener',
+          path: ['inbound'],
+        });
       }
-    };
-    value.inbound.forEach((l, i) => {
-      check(l.name, ['inbound', i, 'name']);
-    });
-    value.outbound.forEach((l, i) => {
-      check(l.name, ['outbound', i, 'name']);
-    });
-  });
+      const seen = new Map<string, string>();
+      const check = (name: string, path: (string | number)[]) => {
+        const first = seen.get(name);
+        if (first !== undefined) {
+          ctx.addIssue({ code: 'custom', message: `listener name "${name}" is already used by ${first}`, path });
+        } else {
+          seen.set(name, path.slice(0, 2).join('.'));
+        }
+      };
+      value.inbound.forEach((l, i) => {
+        check(l.name, ['inbound', i, 'name']);
+      });
+      value.outbound.forEach((l, i) => {
+        check(l.name, ['outbound', i, 'name']);
+      });
+    }),
+  );
 
 export type ProxyConfig = z.output<typeof ProxyConfigSchema>;
 export type InboundConfig = ProxyConfig['inbound'][number];

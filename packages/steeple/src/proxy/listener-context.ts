@@ -28,15 +28,21 @@ export interface ListenerContext {
 export const UNAUTHENTICATED = 'unauthenticated';
 
 const ownIds = new WeakMap<X509Svid, string>();
+/** The SVID asked about last and its ID: asked per request, it changes only at rotation. */
+let lastSvid: X509Svid | undefined;
+let lastId = '';
 
 /** Our own SPIFFE ID as text, computed once per SVID. */
 export function ownId(identity: IdentitySource): string {
   const svid = identity.getX509Svid();
+  if (svid === lastSvid) return lastId;
   let id = ownIds.get(svid);
   if (id === undefined) {
     id = svid.id.toString();
     ownIds.set(svid, id);
   }
+  lastSvid = svid;
+  lastId = id;
   return id;
 }
 

@@ -21,8 +21,12 @@ function registerComputed(
   metrics.registry.register({ name: metrics.prefix + name, help, type, collect: values });
 }
 
-interface RequestStats {
+/** A listener's request series (duration histogram and byte counters), opaque to callers. */
+export interface RequestSeries {
   readonly listener: string;
+}
+
+interface RequestStats extends RequestSeries {
   readonly direction: Direction;
   readonly buckets: Float64Array;
   sum: number;
@@ -157,7 +161,17 @@ export class ProxyMetrics {
 
   /** One finished HTTP request: its latency and bytes, with one look-up of the listener's sums. */
   observeRequest(listener: string, direction: Direction, seconds: number, received: number, sent: number): void {
-    const s = this.#statsFor(listener, direction);
+    this.observeRequestOn(this.#statsFor(listener, direction), seconds, received, sent);
+  }
+
+  /** The request series of a listener and direction, for {@link observeRequestOn} (no look-up per request). */
+  requestSeries(listener: string, direction: Direction): RequestSeries {
+    return this.#statsFor(listener, direction);
+  }
+
+  /** {@link observeRequest} on series from {@link requestSeries}. */
+  observeRequestOn(series: RequestSeries, seconds: number, received: number, sent: number): void {
+    const s = series as RequestStats;
     s.received += received;
     s.sent += sent;
     s.sum += seconds;

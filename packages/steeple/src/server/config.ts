@@ -14,14 +14,14 @@
  * @module
  */
 import { join } from 'node:path';
-import { TrustDomain } from '@steeple/spiffe';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import type { FlagOverride } from '../common/config/apply-flag-overrides.js';
 import { durationSchema, formatDuration } from '../common/config/duration.js';
 import { healthChecksSchema, portSchema } from '../common/config/health-checks-schema.js';
 import { type LoadYamlConfigOptions, loadYamlConfig, parseYamlConfig } from '../common/config/load-yaml.js';
 import { logLevelSchema } from '../common/config/log-level-schema.js';
 import { telemetrySchema } from '../common/config/telemetry-schema.js';
+import { trustDomainNameSchema } from '../common/config/trust-domain-schema.js';
 import { DEFAULT_SERVER_SOCKET_PATH } from '../common/defaults.js';
 import { nodeAttestorsSchema } from './attestation/node-attestors-config.js';
 import { federationConfigIssues, federationConfigSchema } from './federation/federation-config.js';
@@ -38,127 +38,117 @@ export type CaKeyType = (typeof CA_KEY_TYPES)[number];
  */
 const CA_TTL_TO_SVID_TTL_RATIO = 6;
 
-const trustDomainSchema = z.string().transform((input, ctx) => {
-  const td = TrustDomain.tryParse(input);
-  if (td instanceof Error) {
-    ctx.addIssue({
-      code: 'custom',
-      message: `${JSON.stringify(input)} is not a trust domain name: ${td.message}`,
-      input,
-    });
-    return z.NEVER;
-  }
-  // A SPIFFE ID (`spiffe://example.org`) is accepted as input; the name is what is kept.
-  return td.name;
-});
-
-const nonEmpty = z.string().min(1);
+const nonEmpty = z.string().check(z.minLength(1));
 
 /** One value or a list of them (SPIRE's ca_subject fields are lists; a lone string is accepted too). */
-const nameList = z
-  .union([z.string().min(1), z.array(z.string().min(1))])
-  .transform((v) => (Array.isArray(v) ? v : [v]));
+const nameList = z.pipe(
+  z.union([z.string().check(z.minLength(1)), z.array(z.string().check(z.minLength(1)))]),
+  z.transform((v: string | string[]) => (Array.isArray(v) ? v : [v])),
+);
 
 /** SPIRE's `ca_subject`; unset fields fall back to the CA's default subject (C=US, O=Steeple). */
 const caSubjectSchema = z.strictObject({
-  country: nameList.optional(),
-  organization: nameList.optional(),
-  organizational_unit: nameList.optional(),
-  province: nameList.optional(),
-  locality: nameList.optional(),
-  common_name: z.string().min(1).optional(),
+  country: z.optional(nameList),
+  organization: z.optional(nameList),
+  organizational_unit: z.optional(nameList),
+  province: z.optional(nameList),
+  locality: z.optional(nameList),
+  common_name: z.optional(z.string().check(z.minLength(1))),
 });
 
-const datastoreSchema = z
-  .discriminatedUnion('type', [
-    z.strictObject({ type: z.literal('sqlite'), path: nonEmpty.optional() }),
+const datastoreSchema = z.prefault(
+  z.discriminatedUnion('type', [
+    z.strictObject({ type: z.literal('sqlite'), path: z.optional(nonEmpty) }),
     z.strictObject({ type: z.literal('postgres'), connection_string: nonEmpty }),
-  ])
-  .prefault({ type: 'sqlite' });
+  ]),
+  { type: 'sqlite' },
+);
 
 const upstreamAuthoritySchema = z.strictObject({
   disk: z.strictObject({
     cert_file_path: nonEmpty,
     key_file_path: nonEmpty,
-    bundle_file_path: nonEmpty.optional(),
+    bundle_file_path: z.optional(nonEmpty),
   }),
 });
 
 /** The schema of `server.yaml`; its output is {@link ServerConfig}. */
-export const ServerConfigSchema = z
-  .strictObject({
-    trust_domain: trustDomainSchema,
-    bind_address: nonEmpty.prefault('0.0.0.0'),
-    bind_port: portSchema.prefault(8081),
-    socket_path: nonEmpty.prefault(DEFAULT_SERVER_SOCKET_PATH),
-    data_dir: nonEmpty,
-    ca_ttl: durationSchema({ min: 60 }).prefault('24h'),
-    default_x509_svid_ttl: durationSchema({ min: 1 }).prefault('1h'),
-    default_jwt_svid_ttl: durationSchema({ min: 1 }).prefault('5m'),
-    /** Lifetime of agent SVIDs (SPIRE's `agent_ttl`); default `default_x509_svid_ttl`. */
-    agent_ttl: durationSchema({ min: 60 }).optional(),
-    ca_key_type: z.enum(CA_KEY_TYPES).prefault('ec-p256'),
-    ca_subject: caSubjectSchema.optional(),
-    jwt_issuer: nonEmpty.optional(),
-    log_level: logLevelSchema.prefault('info'),
-    datastore: datastoreSchema,
-    key_manager: z.enum(['disk', 'memory']).prefault('disk'),
-    upstream_authority: upstreamAuthoritySchema.optional(),
-    node_attestors: nodeAttestorsSchema,
-    federation: federationConfigSchema.optional(),
-    health_checks: healthChecksSchema,
-    telemetry: telemetrySchema,
-  })
-  // Rules between keys only once every key is valid on its own: after a typo such as
-  // `join_tokn`, "no node attestor configured" would only add noise.
-  .check(
-    z.superRefine(
-      (c, ctx) => {
-        if (c.default_x509_svid_ttl >= c.ca_ttl) {
-          ctx.addIssue({
-            code: 'custom',
-            path: ['default_x509_svid_ttl'],
-            message: `${formatDuration(c.default_x509_svid_ttl)} must be shorter than ca_ttl (${formatDuration(c.ca_ttl)}): no SVID may outlive the CA that signs it`,
-          });
-        }
-        if (c.agent_ttl !== undefined && c.agent_ttl >= c.ca_ttl) {
-          ctx.addIssue({
-            code: 'custom',
-            path: ['agent_ttl'],
-            message: `${formatDuration(c.agent_ttl)} must be shorter than ca_ttl (${formatDuration(c.ca_ttl)}): no SVID may outlive the CA that signs it`,
-          });
-        }
-        if (c.default_jwt_svid_ttl >= c.ca_ttl) {
-          ctx.addIssue({
-            code: 'custom',
-            path: ['default_jwt_svid_ttl'],
-            message: `${formatDuration(c.default_jwt_svid_ttl)} must be shorter than ca_ttl (${formatDuration(c.ca_ttl)}): no JWT-SVID may outlive the key that signs it`,
-          });
-        }
-        for (const issue of federationConfigIssues(c.federation, c.trust_domain)) {
-          ctx.addIssue({ code: 'custom', path: ['federation', ...issue.path], message: issue.message });
-        }
-        const prometheus = c.telemetry.prometheus;
-        if (prometheus !== undefined && c.health_checks.listener_enabled && prometheus.port !== 0) {
-          if (prometheus.port === c.health_checks.bind_port && prometheus.host === c.health_checks.bind_address) {
+export const ServerConfigSchema = z.pipe(
+  z
+    .strictObject({
+      trust_domain: trustDomainNameSchema,
+      bind_address: z.prefault(nonEmpty, '0.0.0.0'),
+      bind_port: z.prefault(portSchema, 8081),
+      socket_path: z.prefault(nonEmpty, DEFAULT_SERVER_SOCKET_PATH),
+      data_dir: nonEmpty,
+      ca_ttl: z.prefault(durationSchema({ min: 60 }), '24h'),
+      default_x509_svid_ttl: z.prefault(durationSchema({ min: 1 }), '1h'),
+      default_jwt_svid_ttl: z.prefault(durationSchema({ min: 1 }), '5m'),
+      /** Lifetime of agent SVIDs (SPIRE's `agent_ttl`); default `default_x509_svid_ttl`. */
+      agent_ttl: z.optional(durationSchema({ min: 60 })),
+      ca_key_type: z.prefault(z.enum(CA_KEY_TYPES), 'ec-p256'),
+      ca_subject: z.optional(caSubjectSchema),
+      jwt_issuer: z.optional(nonEmpty),
+      log_level: z.prefault(logLevelSchema, 'info'),
+      datastore: datastoreSchema,
+      key_manager: z.prefault(z.enum(['disk', 'memory']), 'disk'),
+      upstream_authority: z.optional(upstreamAuthoritySchema),
+      node_attestors: nodeAttestorsSchema,
+      federation: z.optional(federationConfigSchema),
+      health_checks: healthChecksSchema,
+      telemetry: telemetrySchema,
+    })
+    // Rules between keys only once every key is valid on its own: after a typo such as
+    // `join_tokn`, "no node attestor configured" would only add noise.
+    .check(
+      z.superRefine(
+        (c, ctx) => {
+          if (c.default_x509_svid_ttl >= c.ca_ttl) {
             ctx.addIssue({
               code: 'custom',
-              path: ['telemetry', 'prometheus', 'port'],
-              message: `${prometheus.port} is also health_checks.bind_port; give each listener its own port`,
+              path: ['default_x509_svid_ttl'],
+              message: `${formatDuration(c.default_x509_svid_ttl)} must be shorter than ca_ttl (${formatDuration(c.ca_ttl)}): no SVID may outlive the CA that signs it`,
             });
           }
-        }
-      },
-      { when: (payload) => payload.issues.length === 0 },
+          if (c.agent_ttl !== undefined && c.agent_ttl >= c.ca_ttl) {
+            ctx.addIssue({
+              code: 'custom',
+              path: ['agent_ttl'],
+              message: `${formatDuration(c.agent_ttl)} must be shorter than ca_ttl (${formatDuration(c.ca_ttl)}): no SVID may outlive the CA that signs it`,
+            });
+          }
+          if (c.default_jwt_svid_ttl >= c.ca_ttl) {
+            ctx.addIssue({
+              code: 'custom',
+              path: ['default_jwt_svid_ttl'],
+              message: `${formatDuration(c.default_jwt_svid_ttl)} must be shorter than ca_ttl (${formatDuration(c.ca_ttl)}): no JWT-SVID may outlive the key that signs it`,
+            });
+          }
+          for (const issue of federationConfigIssues(c.federation, c.trust_domain)) {
+            ctx.addIssue({ code: 'custom', path: ['federation', ...issue.path], message: issue.message });
+          }
+          const prometheus = c.telemetry.prometheus;
+          if (prometheus !== undefined && c.health_checks.listener_enabled && prometheus.port !== 0) {
+            if (prometheus.port === c.health_checks.bind_port && prometheus.host === c.health_checks.bind_address) {
+              ctx.addIssue({
+                code: 'custom',
+                path: ['telemetry', 'prometheus', 'port'],
+                message: `${prometheus.port} is also health_checks.bind_port; give each listener its own port`,
+              });
+            }
+          }
+        },
+        { when: (payload) => payload.issues.length === 0 },
+      ),
     ),
-  )
-  .transform((c) => ({
+  z.transform((c) => ({
     ...c,
     datastore:
       c.datastore.type === 'sqlite'
         ? { type: 'sqlite' as const, path: c.datastore.path ?? join(c.data_dir, 'datastore.sqlite3') }
         : c.datastore,
-  }));
+  })),
+);
 
 /** The validated, defaulted, frozen server configuration. Durations are whole seconds. */
 export type ServerConfig = z.output<typeof ServerConfigSchema>;

@@ -18,7 +18,7 @@
 import { createPrivateKey, createPublicKey, type KeyObject, sign, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { TrustDomain } from '@steeple/spiffe';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import {
   encodeX509PopPayload,
   X509POP_ATTESTOR_NAME,
@@ -30,13 +30,13 @@ import {
 import { ConfigError } from '../../common/errors.js';
 import { NodeAttestationClientError, type NodeAttestorClient } from './node-attestor-client.js';
 
-const path = z.string().min(1);
+const path = z.string().check(z.minLength(1));
 
 /** The x509pop settings of the agent config (SPIRE's key names); embed it in the agent config schema. */
 export const x509PopClientConfigSchema = z.strictObject({
   private_key_path: path,
   certificate_path: path,
-  intermediates_path: path.optional(),
+  intermediates_path: z.optional(path),
 });
 
 export type X509PopClientConfig = z.output<typeof x509PopClientConfigSchema>;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { ConfigError } from '../errors.js';
 import { durationSchema, formatDuration, parseDuration, tryParseDuration } from './duration.js';
 
@@ -59,7 +59,7 @@ describe('formatDuration', () => {
 });
 
 describe('durationSchema', () => {
-  const schema = z.strictObject({ ttl: durationSchema({ min: 60, max: 86_400 }).prefault('1h') });
+  const schema = z.strictObject({ ttl: z.prefault(durationSchema({ min: 60, max: 86_400 }), '1h') });
 
   it('outputs seconds, and parses its raw default (prefault)', () => {
     assert.deepEqual(schema.parse({ ttl: '15m' }), { ttl: 900 });

@@ -4,7 +4,7 @@
  * plain integer seconds (`3600` or `"3600"`). Values are whole seconds.
  * @module
  */
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { ConfigError } from '../errors.js';
 
 const UNIT_SECONDS = { d: 86_400, h: 3_600, m: 60, s: 1 } as const;
@@ -66,32 +66,36 @@ export interface DurationBounds {
 
 /**
  * A zod schema for a duration key: accepts a duration string or integer seconds, outputs
- * whole seconds. Give raw defaults with `.prefault('24h')` (`.default()` would skip parsing).
- * @example ca_ttl: durationSchema({ min: 60 }).prefault('24h')
+ * whole seconds. Give raw defaults with `z.prefault(durationSchema(), '24h')` (`z._default`
+ * would skip parsing).
+ * @example ca_ttl: z.prefault(durationSchema({ min: 60 }), '24h')
  */
 export function durationSchema(bounds: DurationBounds = {}) {
-  return z.union([z.string(), z.number()]).transform((input, ctx) => {
-    const seconds = tryParseDuration(input);
-    if (seconds === undefined) {
-      ctx.addIssue({ code: 'custom', message: notADurationMessage(input), input });
-      return z.NEVER;
-    }
-    if (bounds.min !== undefined && seconds < bounds.min) {
-      ctx.addIssue({
-        code: 'custom',
-        message: `${JSON.stringify(input)} is shorter than the minimum of ${formatDuration(bounds.min)}`,
-        input,
-      });
-      return z.NEVER;
-    }
-    if (bounds.max !== undefined && seconds > bounds.max) {
-      ctx.addIssue({
-        code: 'custom',
-        message: `${JSON.stringify(input)} is longer than the maximum of ${formatDuration(bounds.max)}`,
-        input,
-      });
-      return z.NEVER;
-    }
-    return seconds;
-  });
+  return z.pipe(
+    z.union([z.string(), z.number()]),
+    z.transform((input: string | number, ctx) => {
+      const seconds = tryParseDuration(input);
+      if (seconds === undefined) {
+        ctx.issues.push({ code: 'custom', message: notADurationMessage(input), input });
+        return z.NEVER;
+      }
+      if (bounds.min !== undefined && seconds < bounds.min) {
+        ctx.issues.push({
+          code: 'custom',
+          message: `${JSON.stringify(input)} is shorter than the minimum of ${formatDuration(bounds.min)}`,
+          input,
+        });
+        return z.NEVER;
+      }
+      if (bounds.max !== undefined && seconds > bounds.max) {
+        ctx.issues.push({
+          code: 'custom',
+          message: `${JSON.stringify(input)} is longer than the maximum of ${formatDuration(bounds.max)}`,
+          input,
+        });
+        return z.NEVER;
+      }
+      return seconds;
+    }),
+  );
 }

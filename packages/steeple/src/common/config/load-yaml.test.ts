@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { ConfigError } from '../errors.js';
 import { durationSchema } from './duration.js';
 import { healthChecksSchema } from './health-checks-schema.js';
@@ -13,20 +13,24 @@ import { logLevelSchema } from './log-level-schema.js';
 
 // A schema shaped like the server's, to show the messages an operator would see.
 const Schema = z.strictObject({
-  trust_domain: z.string().regex(/^[a-z0-9._-]+$/, 'trust domain may hold only a-z, 0-9, ".", "-", "_"'),
-  data_dir: z.string().min(1),
-  log_level: logLevelSchema.prefault('info'),
-  bind_port: z.number().int().min(0).max(65_535).prefault(8081),
-  ca_ttl: durationSchema().prefault('24h'),
-  ca_key_type: z.enum(['ec-p256', 'ec-p384', 'rsa-2048']).prefault('ec-p256'),
-  server: z.strictObject({ ca_ttl: durationSchema().prefault('1h'), socket_path: z.string().optional() }).prefault({}),
-  datastore: z
-    .discriminatedUnion('type', [
-      z.strictObject({ type: z.literal('sqlite'), path: z.string().optional() }),
+  trust_domain: z.string().check(z.regex(/^[a-z0-9._-]+$/, 'trust domain may hold only a-z, 0-9, ".", "-", "_"')),
+  data_dir: z.string().check(z.minLength(1)),
+  log_level: z.prefault(logLevelSchema, 'info'),
+  bind_port: z.prefault(z.number().check(z.int(), z.minimum(0), z.maximum(65_535)), 8081),
+  ca_ttl: z.prefault(durationSchema(), '24h'),
+  ca_key_type: z.prefault(z.enum(['ec-p256', 'ec-p384', 'rsa-2048']), 'ec-p256'),
+  server: z.prefault(
+    z.strictObject({ ca_ttl: z.prefault(durationSchema(), '1h'), socket_path: z.optional(z.string()) }),
+    {},
+  ),
+  datastore: z.prefault(
+    z.discriminatedUnion('type', [
+      z.strictObject({ type: z.literal('sqlite'), path: z.optional(z.string()) }),
       z.strictObject({ type: z.literal('postgres'), connection_string: z.string() }),
-    ])
-    .prefault({ type: 'sqlite' }),
-  node_attestors: z.array(z.strictObject({ type: z.string(), bundle_path: z.string().optional() })).prefault([]),
+    ]),
+    { type: 'sqlite' },
+  ),
+  node_attestors: z.prefault(z.array(z.strictObject({ type: z.string(), bundle_path: z.optional(z.string()) })), []),
   health_checks: healthChecksSchema,
 });
 

@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { type Document, isAlias, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
-import type { z } from 'zod';
+import type * as z from 'zod/mini';
 import { ConfigError, type ConfigIssue } from '../errors.js';
 import { applyFlagOverrides, type FlagOverride } from './apply-flag-overrides.js';
 import { expandEnv } from './expand-env.js';
@@ -35,7 +35,7 @@ const MAX_ALIAS_COUNT = 100;
  *   overrides: [{ key: 'trust_domain', flag: 'trustDomain', value: opts.trustDomain }],
  * });
  */
-export function loadYamlConfig<S extends z.ZodType>(
+export function loadYamlConfig<S extends z.core.$ZodType>(
   file: string,
   schema: S,
   options: LoadYamlConfigOptions = {},
@@ -51,7 +51,7 @@ export function loadYamlConfig<S extends z.ZodType>(
 }
 
 /** Like {@link loadYamlConfig}, for YAML text already in hand; `file` only names the source in errors. */
-export function parseYamlConfig<S extends z.ZodType>(
+export function parseYamlConfig<S extends z.core.$ZodType>(
   text: string,
   schema: S,
   options: LoadYamlConfigOptions & { readonly file?: string } = {},

@@ -3,11 +3,14 @@
  * `DEBUG` or `INFO` work unchanged.
  * @module
  */
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { LOG_LEVELS, type LogLevel } from '../logger.js';
 
 /** Accepts `trace`, `debug`, `info`, `warn`, `error`, `fatal` or `silent` in any case; outputs lower case. */
-export const logLevelSchema = z
-  .string()
-  .transform((level) => level.toLowerCase())
-  .pipe(z.enum(LOG_LEVELS)) satisfies z.ZodType<LogLevel, string>;
+export const logLevelSchema = z.pipe(
+  z.pipe(
+    z.string(),
+    z.transform((level: string) => level.toLowerCase()),
+  ),
+  z.enum(LOG_LEVELS),
+) satisfies z.ZodMiniType<LogLevel, string>;

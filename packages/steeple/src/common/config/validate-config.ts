@@ -4,7 +4,8 @@
  * unknown keys, the allowed values of an enum, and the line in the file when known.
  * @module
  */
-import type { z } from 'zod';
+import * as z from 'zod/mini';
+import en from 'zod/v4/locales/en.js';
 import { ConfigError, type ConfigIssue } from '../errors.js';
 import { closestMatch } from './did-you-mean.js';
 
@@ -27,6 +28,11 @@ export interface ValidateConfigOptions {
   readonly flags?: ReadonlyMap<string, string>;
 }
 
+// zod/mini loads no message locale (its issues would all say "Invalid input"); zod classic
+// installs English when its first schema is built. Do the same, unless a locale is already set,
+// so that the messages this module passes through (issue.message) stay zod's English ones.
+if (z.config().localeError === undefined) z.config(en());
+
 /** Lists with more allowed keys than this are not printed after "unknown key". */
 const MAX_LISTED_KEYS = 12;
 
@@ -34,12 +40,12 @@ const MAX_LISTED_KEYS = 12;
  * Parses `raw` with `schema` and returns the result deeply frozen.
  * @throws ConfigError (`ERR_CONFIG_INVALID`) listing every problem, each with its key path.
  */
-export function validateConfig<S extends z.ZodType>(
+export function validateConfig<S extends z.core.$ZodType>(
   raw: unknown,
   schema: S,
   options: ValidateConfigOptions = {},
 ): z.output<S> {
-  const result = schema.safeParse(raw);
+  const result = z.safeParse(schema, raw);
   if (result.success) return deepFreeze(result.data);
   const issues = result.error.issues.flatMap((issue) => toConfigIssues(issue, [], raw, schema));
   throw new ConfigError(placeIssues(issues, options), options.file === undefined ? {} : { file: options.file });
@@ -105,7 +111,12 @@ function locateNearest(issue: PathedIssue, locate: ValidateConfigOptions['locate
   return undefined;
 }
 
-function toConfigIssues(issue: z.core.$ZodIssue, base: ConfigPath, raw: unknown, schema: z.ZodType): PathedIssue[] {
+function toConfigIssues(
+  issue: z.core.$ZodIssue,
+  base: ConfigPath,
+  raw: unknown,
+  schema: z.core.$ZodType,
+): PathedIssue[] {
   const path = [...base, ...issue.path.filter((s): s is string | number => typeof s !== 'symbol')];
   const value = valueAt(raw, path);
   switch (issue.code) {
@@ -147,7 +158,7 @@ function unionIssues(
   path: ConfigPath,
   value: unknown,
   raw: unknown,
-  schema: z.ZodType,
+  schema: z.core.$ZodType,
 ): PathedIssue[] {
   const wrongType = (b: readonly z.core.$ZodIssue[]) =>
     b.length === 1 && b[0]?.code === 'invalid_type' && b[0].path.length === 0;
@@ -255,29 +266,29 @@ function valueAt(raw: unknown, path: ConfigPath): unknown {
 /** The slice of zod's internal schema definition this module walks. */
 interface SchemaDef {
   readonly type: string;
-  readonly shape?: Record<string, z.ZodType>;
-  readonly innerType?: z.ZodType;
-  readonly in?: z.ZodType;
-  readonly element?: z.ZodType;
-  readonly valueType?: z.ZodType;
-  readonly options?: readonly z.ZodType[];
-  readonly left?: z.ZodType;
-  readonly right?: z.ZodType;
-  readonly items?: readonly z.ZodType[];
-  readonly getter?: () => z.ZodType;
+  readonly shape?: Record<string, z.core.$ZodType>;
+  readonly innerType?: z.core.$ZodType;
+  readonly in?: z.core.$ZodType;
+  readonly element?: z.core.$ZodType;
+  readonly valueType?: z.core.$ZodType;
+  readonly options?: readonly z.core.$ZodType[];
+  readonly left?: z.core.$ZodType;
+  readonly right?: z.core.$ZodType;
+  readonly items?: readonly z.core.$ZodType[];
+  readonly getter?: () => z.core.$ZodType;
 }
 
-function defOf(schema: z.ZodType): SchemaDef {
+function defOf(schema: z.core.$ZodType): SchemaDef {
   return (schema as unknown as { _zod: { def: SchemaDef } })._zod.def;
 }
 
 /** The keys an object schema at `path` allows, for did-you-mean; empty when the schema is not understood. */
-function knownKeysAt(schema: z.ZodType, path: ConfigPath): string[] {
+function knownKeysAt(schema: z.core.$ZodType, path: ConfigPath): string[] {
   const keys = new Set<string>();
-  const visit = (node: z.ZodType, rest: ConfigPath, depth: number): void => {
+  const visit = (node: z.core.$ZodType, rest: ConfigPath, depth: number): void => {
     if (depth > 64) return; // recursive (lazy) schemas
     const def = defOf(node);
-    const next = (child: z.ZodType | undefined, remaining: ConfigPath) => {
+    const next = (child: z.core.$ZodType | undefined, remaining: ConfigPath) => {
       if (child !== undefined) visit(child, remaining, depth + 1);
     };
     switch (def.type) {

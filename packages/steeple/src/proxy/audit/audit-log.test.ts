@@ -190,26 +190,28 @@ describe('audit record serialization', () => {
         status: pick(numbers, i + 5),
       });
     }
-    for (const { r, method, path, host, status } of cases) {
+    // Every case twice in a row, and the parts shared by cases that serialize alike, as a
+    // connection does: a repeat copies the memoised method/path/host run, a change re-encodes
+    // it (also for equal strings that are other objects).
+    const shared = new Map<string, ReturnType<typeof encodeRequestParts>>();
+    const again = cases.flatMap((c) => [c, { ...c, path: [...c.path].join(''), host: `${c.host}` }]);
+    for (const { r, method, path, host, status } of again) {
       const head = serializePartyFields(r);
       const decision = serializeDecisionFields(r);
       const tail = serializeTlsFields(r);
+      const key = `${head}\u0000${decision}\u0000${tail}`;
+      let parts = shared.get(key);
+      if (parts === undefined) {
+        parts = encodeRequestParts(head, decision, tail);
+        shared.set(key, parts);
+      }
       a.writeFields(
         head +
           decision +
           serializeExchange(method, path, host, status, r.bytes_received, r.bytes_sent, jsonMillis(r.duration_ms)) +
           tail,
       );
-      b.writeRequest(
-        encodeRequestParts(head, decision, tail),
-        method,
-        path,
-        host,
-        status,
-        r.bytes_received,
-        r.bytes_sent,
-        r.duration_ms,
-      );
+      b.writeRequest(parts, method, path, host, status, r.bytes_received, r.bytes_sent, r.duration_ms);
     }
     a.close();
     b.close();
@@ -221,6 +223,34 @@ describe('audit record serialization', () => {
     for (const line of lb.filter((l) => l !== '')) {
       assert.match(JSON.parse(line).time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     }
+  });
+});
+
+describe('AuditLog.writeRequest on one connection', () => {
+  it('re-encodes method, path and host whenever any of them changes, and copies a repeat', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'steeple-audit-memo-'));
+    const path = join(dir, 'audit.log');
+    const log = new AuditLog({ output: { path, maxSizeBytes: 1e9, maxFiles: 1 }, flushIntervalMs: 1000 });
+    const parts = encodeRequestParts('"type":"request"', ',"decision":"allow"', '');
+    const requests: [string, string, string][] = [
+      ['GET', '/a', 'h1'],
+      ['GET', '/a', 'h1'],
+      ['POST', '/a', 'h1'],
+      ['POST', '/a', 'h2'],
+      ['POST', '/b', 'h2'],
+      ['POST', '/b', 'h2'],
+      ['POST', '/"q"\u00e9', 'h2'],
+      ['POST', '/"q"\u00e9', 'h2'],
+      ['GET', '/a', 'h1'],
+    ];
+    for (const [m, p, h] of requests) log.writeRequest(parts, m, p, h, 200, 1, 2, 0.5);
+    log.close();
+    const got = readFileSync(path, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .map((r) => [r.method, r.path, r.host]);
+    assert.deepEqual(got, requests);
   });
 });
 

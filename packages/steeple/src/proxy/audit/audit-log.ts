@@ -187,7 +187,17 @@ const MILLIS: readonly string[] = Array.from({ length: 1000 }, (_, i) => String(
 export interface EncodedRequestParts {
   readonly mid: Buffer;
   readonly end: Buffer;
+  /**
+   * The last request's `"<method>","path":"<path>","host":"<host>","status":` run, encoded,
+   * for the strings it was encoded from: requests on a connection mostly repeat them (the
+   * relay hands over the same string objects for a repeated target and Host), so a repeat
+   * copies these bytes instead of encoding three JSON strings again.
+   */
+  exchange?: { method: string; path: string; host: string; bytes: Buffer };
 }
+
+/** Paths longer than this are not kept in {@link EncodedRequestParts.exchange}. */
+const MAX_MEMO_BYTES = 1024;
 
 /**
  * Encodes the constant parts of request records: `head` (type … peer_address, from
@@ -387,12 +397,22 @@ export class AuditLog {
     p += 3;
     buf.set(parts.mid, p);
     p += parts.mid.length;
-    p = putJsonString(buf, p, method);
-    p = putAscii(buf, p, ',"path":');
-    p = putJsonString(buf, p, path);
-    p = putAscii(buf, p, ',"host":');
-    p = putJsonString(buf, p, host);
-    p = putAscii(buf, p, ',"status":');
+    const memo = parts.exchange;
+    if (memo !== undefined && memo.path === path && memo.method === method && memo.host === host) {
+      buf.set(memo.bytes, p);
+      p += memo.bytes.length;
+    } else {
+      const from = p;
+      p = putJsonString(buf, p, method);
+      p = putAscii(buf, p, ',"path":');
+      p = putJsonString(buf, p, path);
+      p = putAscii(buf, p, ',"host":');
+      p = putJsonString(buf, p, host);
+      p = putAscii(buf, p, ',"status":');
+      if (p - from <= MAX_MEMO_BYTES) {
+        parts.exchange = { method, path, host, bytes: Buffer.from(buf.subarray(from, p)) };
+      }
+    }
     p = putNumber(buf, p, status);
     p = putAscii(buf, p, ',"bytes_received":');
     p = putNumber(buf, p, bytesReceived);

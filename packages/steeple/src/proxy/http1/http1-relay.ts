@@ -14,6 +14,7 @@
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Decision } from '@steeple/spiffe/policy';
+import { skipReadAhead } from '../net/read-ahead.js';
 import type { UpstreamLease, UpstreamProvider } from '../upstream/upstream.js';
 import { ChunkedScanner } from './chunked-scanner.js';
 import {
@@ -154,6 +155,7 @@ export class Http1Relay {
     this.#down = down;
     this.#o = options;
     this.#headTail = Buffer.from(`${options.addHeaders}\r\n`, 'latin1');
+    skipReadAhead(down);
     down.on('data', (chunk: Buffer) => this.#downData(chunk));
     down.on('end', () => this.#downEnded());
     down.on('close', () => this.#downClosed());
@@ -380,9 +382,9 @@ export class Http1Relay {
     if (!mustRebuild) {
       const n = headEnd - start;
       const out = Buffer.allocUnsafe(n + tail.length);
-      // Heads are short: a byte loop beats the native copy's set-up.
-      if (n <= 512) for (let i = 0; i < n; i++) out[i] = buf[start + i] as number;
-      else buf.copy(out, 0, start, headEnd);
+      // One view and one native copy: under callgrind 900 instructions less per request than
+      // the byte loop this replaced (which looked faster in a timed micro-benchmark).
+      out.set(buf.subarray(start, headEnd), 0);
       out.set(tail, n);
       return out;
     }

@@ -15,12 +15,11 @@ for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijkl
   TOKEN_BYTE[c.charCodeAt(0)] = 1;
 }
 
-/** 1 for the bytes a header line scan stops at: CR, LF, NUL and ':'. */
+/** 1 for the bytes a header value scan stops at: CR, LF and NUL. */
 const LINE_BYTE = new Uint8Array(256);
 LINE_BYTE[0x0d] = 1;
 LINE_BYTE[0x0a] = 1;
 LINE_BYTE[0x00] = 1;
-LINE_BYTE[0x3a] = 1;
 
 /** Heads larger than this are refused (431 for requests). */
 export const MAX_HEAD_BYTES = 64 * 1024;
@@ -242,24 +241,41 @@ function checkHeaderLine(buf: Buffer, pos: number, limit: number): number {
   let i = pos;
   let colon = -1;
   let bad = false;
+  let badName = false;
+  // The name, up to the first colon: one look-up per byte, which also checks it is a token.
   for (; i < limit; i++) {
     const c = buf[i] as number;
-    if (LINE_BYTE[c] === 0) continue; // the common case: one look-up per byte
+    if (TOKEN_BYTE[c] === 1) continue;
+    if (c === 0x3a) {
+      colon = i;
+      i++;
+      break;
+    }
     if (c === 0x0d) {
       if (i + 1 >= limit) return INCOMPLETE;
       if (buf[i + 1] === 0x0a) break;
       bad = true;
     } else if (c === 0x0a || c === 0) bad = true;
-    else if (colon < 0) colon = i; // ':'
+    else badName = true;
+  }
+  // The value (when there was a colon), to the CRLF.
+  if (colon >= 0) {
+    for (; i < limit; i++) {
+      const c = buf[i] as number;
+      if (LINE_BYTE[c] === 0) continue; // the common case: one look-up per byte
+      if (c === 0x0d) {
+        if (i + 1 >= limit) return INCOMPLETE;
+        if (buf[i + 1] === 0x0a) break;
+        bad = true;
+      } else if (c === 0x0a || c === 0) bad = true;
+    }
   }
   if (i >= limit) return INCOMPLETE;
   if (bad) throw new HttpParseError('bare CR, LF or NUL in a header line');
   const c0 = buf[pos];
   if (c0 === 0x20 || c0 === 0x09) throw new HttpParseError('obsolete header line folding');
   if (colon <= pos) throw new HttpParseError('header line without a name');
-  for (let k = pos; k < colon; k++) {
-    if (TOKEN_BYTE[buf[k] as number] !== 1) throw new HttpParseError('invalid header name');
-  }
+  if (badName) throw new HttpParseError('invalid header name');
   checkedLineEnd = i;
   return colon;
 }

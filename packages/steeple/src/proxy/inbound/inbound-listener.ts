@@ -44,7 +44,7 @@ import {
 import { drain } from '../net/drain.js';
 import { IdleSweeper } from '../net/idle-sweeper.js';
 import { splice } from '../net/splice.js';
-import type { DecisionCount } from '../proxy-metrics.js';
+import type { DecisionCount, RequestSeries } from '../proxy-metrics.js';
 import { AppConnection, connectPlain } from '../upstream/app-connection.js';
 
 /** The identity header forwarded to the app (Envoy's name and format). */
@@ -123,6 +123,8 @@ export class InboundListener {
   readonly #sockets = new Set<Socket>();
   readonly #idle: IdleSweeper | undefined;
   #h2: H2Inbound | undefined;
+  /** This listener's request series, looked up once. */
+  #requestSeries: RequestSeries | undefined;
 
   constructor(config: InboundConfig, ctx: ListenerContext) {
     this.config = config;
@@ -454,7 +456,8 @@ export class InboundListener {
   /** Writes the audit record and metrics of one HTTP request. */
   requestDone(c: Caller, o: ExchangeOutcome | H2Outcome): void {
     const ctx = this.#ctx;
-    ctx.metrics.observeRequest(this.config.name, 'inbound', o.durationMs / 1000, o.bytesReceived, o.bytesSent);
+    this.#requestSeries ??= ctx.metrics.requestSeries(this.config.name, 'inbound');
+    ctx.metrics.observeRequestOn(this.#requestSeries, o.durationMs / 1000, o.bytesReceived, o.bytesSent);
     if (o.error !== undefined && o.status >= 500) {
       ctx.metrics.upstreamErrors.inc({ listener: this.config.name, direction: 'inbound', reason: 'app' });
     }

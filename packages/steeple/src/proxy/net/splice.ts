@@ -5,6 +5,7 @@
  * @module
  */
 import type { Socket } from 'node:net';
+import { skipReadAhead } from './read-ahead.js';
 
 export interface SpliceStats {
   /** Bytes read from `a` and written to `b`. */
@@ -22,6 +23,7 @@ export function splice(a: Socket, b: Socket, onClosed: (stats: SpliceStats) => v
   };
   const forward = (from: Socket, to: Socket, count: (n: number) => void) => {
     const resume = () => from.resume();
+    skipReadAhead(from);
     from.on('data', (chunk: Buffer) => {
       count(chunk.length);
       if (!to.write(chunk)) {

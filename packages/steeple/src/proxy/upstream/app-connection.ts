@@ -8,13 +8,59 @@ import { connect, type Socket } from 'node:net';
 import type { HostPort } from '../net/host-port.js';
 import { UpstreamConnectError, type UpstreamLease, type UpstreamProvider } from './upstream.js';
 
-/** Opens a plaintext connection to `target`; calls back once it is connected or has failed. */
+/**
+ * All app connections read into this one buffer (net's `onread`): no 64 KiB allocation, no
+ * ArrayBuffer and no Readable-stream bookkeeping per read. A read is handled before the next
+ * one can start (one thread), so sharing it is safe; each chunk is copied out before anyone
+ * sees it (small ones into Buffer's pool).
+ */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+
+/**
+ * Opens a plaintext connection to `target`; calls back once it is connected or has failed.
+ * The socket behaves as usual for its users ('data', 'end', pause/resume): chunks are copied
+ * out of the shared read buffer and emitted as 'data'; bytes that arrive before anyone
+ * listens for 'data' are held (reading paused) and delivered, in order, once someone does.
+ */
 export function connectPlain(
   target: HostPort,
   timeoutMs: number,
   callback: (err: Error | undefined, socket?: Socket) => void,
 ): Socket {
-  const socket = connect({ host: target.host, port: target.port, noDelay: true, allowHalfOpen: true });
+  let held: Buffer[] | undefined;
+  const deliverHeld = () => {
+    const chunks = held;
+    held = undefined;
+    if (chunks !== undefined) for (const chunk of chunks) socket.emit('data', chunk);
+  };
+  const socket = connect({
+    host: target.host,
+    port: target.port,
+    noDelay: true,
+    allowHalfOpen: true,
+    onread: {
+      buffer: READ_BUFFER,
+      callback: (n: number): boolean => {
+        const chunk = Buffer.allocUnsafe(n);
+        READ_BUFFER.copy(chunk, 0, 0, n);
+        if (held === undefined && socket.listenerCount('data') > 0) {
+          socket.emit('data', chunk);
+          return true;
+        }
+        if (held === undefined) {
+          held = [];
+          // Attaching a 'data' listener resumes reading; the held bytes go first.
+          socket.on('newListener', function onListener(event: string | symbol) {
+            if (event !== 'data') return;
+            socket.off('newListener', onListener);
+            process.nextTick(deliverHeld);
+          });
+        }
+        held.push(chunk);
+        return false; // stop reading until someone listens
+      },
+    },
+  });
   let settled = false;
   const timer = setTimeout(() => {
     if (settled) return;

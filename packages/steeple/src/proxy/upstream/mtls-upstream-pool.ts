@@ -9,6 +9,7 @@ import type { Socket } from 'node:net';
 import tls from 'node:tls';
 import { getPeerId, type MtlsClientOptions } from '@steeple/spiffe/core';
 import type { HostPort } from '../net/host-port.js';
+import { skipReadAhead } from '../net/read-ahead.js';
 import { UpstreamConnectError, type UpstreamLease, type UpstreamProvider } from './upstream.js';
 
 export interface MtlsUpstreamPoolOptions {
@@ -58,6 +59,7 @@ export class MtlsUpstreamPool {
       ...(alpn === undefined ? {} : { ALPNProtocols: [...alpn] }),
     });
     socket.setNoDelay(true);
+    skipReadAhead(socket); // read in flowing mode by the relay or the idle watcher
     let settled = false;
     const done = (err: Error | undefined, conn?: MtlsConnection) => {
       if (settled) return;

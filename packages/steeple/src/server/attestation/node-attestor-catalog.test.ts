@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { TrustDomain } from '@steeple/spiffe';
 import { createTestCa, ManualClock } from '@steeple/spiffe/testing';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { parseYamlConfig } from '../../common/config/load-yaml.js';
 import { ConfigError } from '../../common/errors.js';
 import { createNodeAttestors } from './node-attestor-catalog.js';

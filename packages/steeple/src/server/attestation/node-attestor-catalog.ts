@@ -6,7 +6,7 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { X509POP_ATTESTOR_NAME } from '../../common/attestation/x509pop-format.js';
 import { validateConfig } from '../../common/config/validate-config.js';
 import { ConfigError } from '../../common/errors.js';

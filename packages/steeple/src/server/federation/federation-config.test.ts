@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { parseYamlConfig } from '../../common/config/load-yaml.js';
 import { ConfigError } from '../../common/errors.js';
 import { federationConfigIssues, federationConfigSchema } from './federation-config.js';
 import { staticRelationshipsFrom } from './federation-manager.js';
 
-const schema = z.strictObject({ federation: federationConfigSchema.optional() });
+const schema = z.strictObject({ federation: z.optional(federationConfigSchema) });
 const parse = (yaml: string) => parseYamlConfig(yaml, schema).federation;
 
 function problems(yaml: string): string {

@@ -28,7 +28,7 @@
  * @module
  */
 import { SpiffeId, TrustDomain } from '@steeple/spiffe';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { durationSchema } from '../../common/config/duration.js';
 import { portSchema } from '../../common/config/health-checks-schema.js';
 
@@ -37,7 +37,7 @@ export const DEFAULT_BUNDLE_ENDPOINT_PORT = 8443;
 /** Default `refresh_hint` served with the bundle: 5 minutes (F-7). */
 export const DEFAULT_SERVED_REFRESH_HINT_SECONDS = 300;
 
-const nonEmpty = z.string().min(1);
+const nonEmpty = z.string().check(z.minLength(1));
 
 /**
  * The rule of F-3 that a bundle endpoint URL breaks, or undefined when it obeys them all. The
@@ -68,23 +68,30 @@ export function displayUrl(value: string | URL): string {
   }
 }
 
-const bundleEndpointUrlSchema = z.string().superRefine((value, ctx) => {
-  const problem = bundleEndpointUrlProblem(value);
-  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `${displayUrl(value)} ${problem}`, input: value });
-});
+const bundleEndpointUrlSchema = z.string().check(
+  z.superRefine((value: string, ctx) => {
+    const problem = bundleEndpointUrlProblem(value);
+    if (problem !== undefined) {
+      ctx.addIssue({ code: 'custom', message: `${displayUrl(value)} ${problem}`, input: value });
+    }
+  }),
+);
 
-const spiffeIdSchema = z.string().transform((input, ctx) => {
-  const id = SpiffeId.tryParse(input);
-  if (id instanceof Error) {
-    ctx.addIssue({ code: 'custom', message: `${JSON.stringify(input)} is not a SPIFFE ID: ${id.message}`, input });
-    return z.NEVER;
-  }
-  return id.toString();
-});
+const spiffeIdSchema = z.pipe(
+  z.string(),
+  z.transform((input: string, ctx) => {
+    const id = SpiffeId.tryParse(input);
+    if (id instanceof Error) {
+      ctx.issues.push({ code: 'custom', message: `${JSON.stringify(input)} is not a SPIFFE ID: ${id.message}`, input });
+      return z.NEVER;
+    }
+    return id.toString();
+  }),
+);
 
 /** "Exactly one of these keys", reported on the object itself. */
 function exactlyOne(keys: readonly string[]) {
-  return (value: Record<string, unknown>, ctx: z.RefinementCtx) => {
+  return (value: Record<string, unknown>, ctx: z.core.$RefinementCtx) => {
     const given = keys.filter((k) => value[k] !== undefined);
     if (given.length !== 1) {
       ctx.addIssue({
@@ -99,49 +106,52 @@ function exactlyOne(keys: readonly string[]) {
   };
 }
 
-const servedProfileSchema = z
-  .strictObject({
-    https_spiffe: z.strictObject({}).nullable().optional(),
-    https_web: z
-      .strictObject({
-        serving_cert_file: z.strictObject({
-          cert_file_path: nonEmpty,
-          key_file_path: nonEmpty,
-          /** How often the files are checked for a new certificate (SPIRE's key). */
-          file_sync_interval: durationSchema({ min: 1 }).prefault('1m'),
+const servedProfileSchema = z.pipe(
+  z
+    .strictObject({
+      https_spiffe: z.optional(z.nullable(z.strictObject({}))),
+      https_web: z.optional(
+        z.strictObject({
+          serving_cert_file: z.strictObject({
+            cert_file_path: nonEmpty,
+            key_file_path: nonEmpty,
+            /** How often the files are checked for a new certificate (SPIRE's key). */
+            file_sync_interval: z.prefault(durationSchema({ min: 1 }), '1m'),
+          }),
         }),
-      })
-      .optional(),
-  })
-  .superRefine(exactlyOne(['https_spiffe', 'https_web']))
-  .transform((p) =>
+      ),
+    })
+    .check(z.superRefine(exactlyOne(['https_spiffe', 'https_web']))),
+  z.transform((p) =>
     p.https_web !== undefined
       ? ({ type: 'https_web', ...p.https_web.serving_cert_file } as const)
       : ({ type: 'https_spiffe' } as const),
-  );
+  ),
+);
 
 const bundleEndpointSchema = z.strictObject({
-  address: nonEmpty.prefault('0.0.0.0'),
-  port: portSchema.prefault(DEFAULT_BUNDLE_ENDPOINT_PORT),
+  address: z.prefault(nonEmpty, '0.0.0.0'),
+  port: z.prefault(portSchema, DEFAULT_BUNDLE_ENDPOINT_PORT),
   /** Serve only this path (others get 404); any path when unset. */
-  path: z.string().startsWith('/', 'must start with "/"').optional(),
-  refresh_hint: durationSchema({ min: 1, max: 7 * 86_400 }).prefault('5m'),
-  profile: servedProfileSchema.prefault({ https_spiffe: {} }),
+  path: z.optional(z.string().check(z.startsWith('/', 'must start with "/"'))),
+  refresh_hint: z.prefault(durationSchema({ min: 1, max: 7 * 86_400 }), '5m'),
+  profile: z.prefault(servedProfileSchema, { https_spiffe: {} }),
 });
 
-const peerProfileSchema = z
-  .strictObject({
-    https_spiffe: z
-      .strictObject({
-        endpoint_spiffe_id: spiffeIdSchema,
-        /** The trust domain's bundle (SPIFFE JSON or PEM), used only while none is stored (first contact). */
-        trust_domain_bundle_path: nonEmpty.optional(),
-      })
-      .optional(),
-    https_web: z.strictObject({}).nullable().optional(),
-  })
-  .superRefine(exactlyOne(['https_spiffe', 'https_web']))
-  .transform((p) =>
+const peerProfileSchema = z.pipe(
+  z
+    .strictObject({
+      https_spiffe: z.optional(
+        z.strictObject({
+          endpoint_spiffe_id: spiffeIdSchema,
+          /** The trust domain's bundle (SPIFFE JSON or PEM), used only while none is stored (first contact). */
+          trust_domain_bundle_path: z.optional(nonEmpty),
+        }),
+      ),
+      https_web: z.optional(z.nullable(z.strictObject({}))),
+    })
+    .check(z.superRefine(exactlyOne(['https_spiffe', 'https_web']))),
+  z.transform((p) =>
     p.https_spiffe !== undefined
       ? ({
           type: 'https_spiffe',
@@ -151,39 +161,50 @@ const peerProfileSchema = z
             : { trustDomainBundlePath: p.https_spiffe.trust_domain_bundle_path }),
         } as const)
       : ({ type: 'https_web' } as const),
-  );
+  ),
+);
 
 const federatesWithEntrySchema = z.strictObject({
   bundle_endpoint_url: bundleEndpointUrlSchema,
   bundle_endpoint_profile: peerProfileSchema,
 });
 
-const federatesWithSchema = z.record(z.string(), federatesWithEntrySchema).transform((record, ctx) => {
-  const out: Record<string, z.output<typeof federatesWithEntrySchema>> = {};
-  for (const [key, value] of Object.entries(record)) {
-    const td = TrustDomain.tryParse(key);
-    if (td instanceof Error) {
-      ctx.addIssue({
-        code: 'custom',
-        path: [key],
-        message: `${JSON.stringify(key)} is not a trust domain name: ${td.message}`,
-        input: key,
-      });
-      continue;
-    }
-    if (out[td.name] !== undefined) {
-      ctx.addIssue({ code: 'custom', path: [key], message: `trust domain "${td.name}" is listed twice`, input: key });
-      continue;
-    }
-    out[td.name] = value;
-  }
-  return out;
-});
+type FederatesWithEntry = z.output<typeof federatesWithEntrySchema>;
 
-/** `federation`; embed it in the server config schema as `federation: federationConfigSchema.optional()`. */
+const federatesWithSchema = z.pipe(
+  z.record(z.string(), federatesWithEntrySchema),
+  z.transform((record, ctx) => {
+    const out: Record<string, FederatesWithEntry> = {};
+    for (const [key, value] of Object.entries(record)) {
+      const td = TrustDomain.tryParse(key);
+      if (td instanceof Error) {
+        ctx.issues.push({
+          code: 'custom',
+          path: [key],
+          message: `${JSON.stringify(key)} is not a trust domain name: ${td.message}`,
+          input: key,
+        });
+        continue;
+      }
+      if (out[td.name] !== undefined) {
+        ctx.issues.push({
+          code: 'custom',
+          path: [key],
+          message: `trust domain "${td.name}" is listed twice`,
+          input: key,
+        });
+        continue;
+      }
+      out[td.name] = value;
+    }
+    return out;
+  }),
+);
+
+/** `federation`; embed it in the server config schema as `federation: z.optional(federationConfigSchema)`. */
 export const federationConfigSchema = z.strictObject({
-  bundle_endpoint: bundleEndpointSchema.optional(),
-  federates_with: federatesWithSchema.prefault({}),
+  bundle_endpoint: z.optional(bundleEndpointSchema),
+  federates_with: z.prefault(federatesWithSchema, {}),
 });
 
 export type FederationConfig = z.output<typeof federationConfigSchema>;
