@@ -20,6 +20,7 @@ import {
   utimesSync,
   writeFileSync,
 } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -59,6 +60,37 @@ const zodLocalesStub = {
         : undefined,
     );
     b.onLoad({ filter: /.*/, namespace: 'steeple-stub' }, () => ({ contents: 'export {};', loader: 'js' }));
+  },
+};
+
+/**
+ * `node:tls` is loaded with `require`, not `import`. For an `import` Node builds an ES
+ * module facade that reads every export once, getters included, and `tls.rootCertificates`
+ * then parses the ~140 bundled root certificates into strings: ≈220 KiB of heap for the
+ * life of every process, which never uses them (SPIFFE trust comes from bundles). The
+ * other built-ins we import measured within ±30 KiB either way and are left as imports.
+ * `node:tls` becomes a small module that `require`s it and re-exports its plain
+ * (non-getter) properties, so sources keep their `import` statements; importing a getter
+ * by name fails the build (esbuild: no matching export).
+ */
+const builtinsByRequire = {
+  name: 'builtins-by-require',
+  setup(b) {
+    const nodeRequire = createRequire(import.meta.url);
+    b.onResolve({ filter: /^node:tls$/ }, (args) =>
+      args.namespace === 'steeple-builtin'
+        ? { path: args.path, external: true }
+        : { path: args.path, namespace: 'steeple-builtin' },
+    );
+    b.onLoad({ filter: /.*/, namespace: 'steeple-builtin' }, (args) => {
+      const names = Object.entries(Object.getOwnPropertyDescriptors(nodeRequire(args.path)))
+        .filter(([name, d]) => 'value' in d && name !== 'default' && /^[A-Za-z_$][\w$]*$/.test(name))
+        .map(([name]) => name);
+      return {
+        contents: `const m = require(${JSON.stringify(args.path)});\nexport default m;\nexport const { ${names.join(', ')} } = m;\n`,
+        loader: 'js',
+      };
+    });
   },
 };
 
@@ -109,7 +141,7 @@ export async function buildCli(outdir) {
     target: 'node20',
     conditions: ['steeple-source'],
     external: EXTERNAL,
-    plugins: [zodLocalesStub],
+    plugins: [zodLocalesStub, builtinsByRequire],
     banner: { js: BANNER },
     define: { STEEPLE_BUILD_VERSION: JSON.stringify(version) },
     chunkNames: 'chunks/[name]-[hash]',

@@ -241,6 +241,8 @@ describe('the built CLI on plain node', () => {
     const dir = tempDir();
     // Records every module the process loads (a module-loading hook, run by --import).
     const loadedLog = join(dir, 'loaded.txt');
+    // And every built-in module it loaded, `require`d or imported (written at exit).
+    const builtinsLog = join(dir, 'builtins.txt');
     writeFileSync(
       join(dir, 'hooks.mjs'),
       `import { appendFileSync } from 'node:fs';
@@ -252,7 +254,7 @@ export async function load(url, context, next) {
     );
     writeFileSync(
       join(dir, 'record-loads.mjs'),
-      `import { register } from 'node:module';\nregister('./hooks.mjs', import.meta.url);\n`,
+      `import { register } from 'node:module';\nimport { writeFileSync } from 'node:fs';\nregister('./hooks.mjs', import.meta.url);\nprocess.on('exit', () => writeFileSync(process.env.STEEPLE_TEST_BUILTINS, process.moduleLoadList.join('\\n')));\n`,
     );
     const app = await startHttpApp();
     const files = writeIdentity(dir, 'app', ca.issueX509Svid(ID_APP), bundles);
@@ -277,7 +279,11 @@ log_level: warn
         '-config',
         join(dir, 'proxy.yaml'),
       ],
-      { cwd: ROOT, env: plainEnv({ STEEPLE_TEST_LOADED: loadedLog }), stdio: ['ignore', 'pipe', 'pipe'] },
+      {
+        cwd: ROOT,
+        env: plainEnv({ STEEPLE_TEST_LOADED: loadedLog, STEEPLE_TEST_BUILTINS: builtinsLog }),
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
     );
     let stderr = '';
     child.stderr.on('data', (d) => {
@@ -324,6 +330,15 @@ log_level: warn
         .map((u) => fileURLToPath(u)),
     );
     assert.ok(![...loaded].some((p) => p.endsWith('.ts')), `no TypeScript is loaded: ${[...loaded].join(', ')}`);
+    // node:tls is required, not imported: its ES module facade would read tls.rootCertificates
+    // (scripts/build.mjs). HTTP/2 and https are loaded only when used (no HTTP/2 caller here).
+    const urls = readFileSync(loadedLog, 'utf8').split('\n');
+    assert.ok(!urls.includes('node:tls'), 'node:tls is not loaded through an ES module facade');
+    const builtins = readFileSync(builtinsLog, 'utf8').split('\n');
+    assert.ok(builtins.includes('NativeModule tls'), 'the record of built-ins is complete');
+    for (const lazy of ['NativeModule http2', 'NativeModule https']) {
+      assert.ok(!builtins.includes(lazy), `${lazy} is not loaded by an HTTP/1.1-only proxy`);
+    }
     const metafile = JSON.parse(readFileSync(join(outdir, 'metafile.json'), 'utf8')) as {
       outputs: Record<string, { inputs: Record<string, unknown> }>;
     };

@@ -1,7 +1,15 @@
-import https from 'node:https';
+import type https from 'node:https';
+import { createRequire } from 'node:module';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { type MtlsConfig, mtlsClientOptions } from './tls-options.js';
+
+/**
+ * `node:https` is loaded when the first agent is made, not with the SDK: it brings
+ * Node's whole HTTP client and server (≈130 KiB of heap), which a process that only
+ * uses `tls` (the Steeple proxy, say) never needs.
+ */
+const requireBuiltin = createRequire(import.meta.url);
 
 /**
  * An `https.Agent` whose connections use mTLS with SPIFFE verification and the
@@ -15,7 +23,8 @@ import { type MtlsConfig, mtlsClientOptions } from './tls-options.js';
  */
 export function createMtlsHttpsAgent(config: MtlsConfig, agentOptions: https.AgentOptions = {}): https.Agent {
   const tlsOptions = mtlsClientOptions(config);
-  class MtlsAgent extends https.Agent {
+  const { Agent } = requireBuiltin('node:https') as typeof https;
+  class MtlsAgent extends Agent {
     override createConnection(
       options: tls.ConnectionOptions,
       callback?: (err: Error | null, socket: Duplex) => void,

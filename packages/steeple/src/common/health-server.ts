@@ -5,10 +5,16 @@
  * answering when everything else is busy or broken.
  * @module
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+
+import type http from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from './logger.js';
 import type { Registry } from './metrics.js';
+
+/** `node:http` is loaded when a listener starts: a daemon without one does not carry it. */
+const requireBuiltin = createRequire(import.meta.url);
 
 /** The answer of a readiness check; `reason` says what is missing when not ready. */
 export interface Readiness {
@@ -93,6 +99,7 @@ export async function startHealthServer(options: HealthServerOptions): Promise<H
     return send(res, 404, { error: 'not found' });
   };
 
+  const { createServer } = requireBuiltin('node:http') as typeof http;
   const server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
       options.logger?.error({ err, path: req.url }, 'health endpoint failed');

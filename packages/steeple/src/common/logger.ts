@@ -22,6 +22,7 @@
  */
 import { writeSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { isoTime } from './iso-time.js';
 
 /** Log levels, most verbose first; `silent` turns logging off. */
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -243,7 +244,7 @@ class JsonLogger implements Logger {
       const { msg: own, err } = fields as { msg?: unknown; err?: { message?: unknown } };
       if (msg === undefined && own === undefined && err) msg = err.message;
     }
-    const time = `,"time":"${new Date().toISOString()}"`;
+    const time = `,"time":"${isoTime(Date.now())}"`;
     const line = `${LINE_STARTS.get(value)}${time}${this.#bindings}${fieldsJson(this.#sink.censor(fields))}${messageJson(msg)}}\n`;
     this.#sink.write(line);
   }

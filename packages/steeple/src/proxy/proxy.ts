@@ -7,6 +7,7 @@
 import { PolicyEvaluator } from '@steeple/spiffe/policy';
 import { ConfigError } from '../common/errors.js';
 import { type HealthServer, startHealthServer } from '../common/health-server.js';
+import { isoTime } from '../common/iso-time.js';
 import { createLogger, type Logger } from '../common/logger.js';
 import { createMetrics, type Metrics } from '../common/metrics.js';
 import { AuditLog } from './audit/audit-log.js';
@@ -71,7 +72,7 @@ async function workloadApiIdentity(
   );
   const svid = source.getX509Svid();
   logger.info(
-    { spiffeId: svid.id.toString(), expiresAt: svid.expiresAt.toISOString() },
+    { spiffeId: svid.id.toString(), expiresAt: isoTime(svid.expiresAt.getTime()) },
     'identity from the Workload API',
   );
   return source;

@@ -13,6 +13,7 @@
 
 import { closeSync, fstatSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
+import { isoTime } from '../../common/iso-time.js';
 
 /** One audit record. Fields absent for a kind of record are omitted. */
 export interface AuditRecord {
@@ -317,7 +318,7 @@ export class AuditLog {
     const second = Math.floor(ms / 1000);
     if (second === this.#second) return;
     this.#second = second;
-    const iso = new Date(second * 1000).toISOString();
+    const iso = isoTime(second * 1000);
     this.#secondText = iso.slice(0, -4);
     this.#timeOpen = Buffer.from(`{"time":"${this.#secondText}`, 'latin1');
   }

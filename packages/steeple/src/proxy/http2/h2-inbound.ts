@@ -5,8 +5,9 @@
  * an HTTP/2 stream over one shared cleartext session (gRPC needs that: trailers).
  * @module
  */
-import http from 'node:http';
-import http2 from 'node:http2';
+import type http from 'node:http';
+import type http2 from 'node:http2';
+import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import type { Decision } from '@steeple/spiffe/policy';
 import type { Logger } from '../../common/logger.js';
@@ -62,6 +63,15 @@ const HOP_BY_HOP = new Set([
 ]);
 const XFCC = 'x-forwarded-client-cert';
 
+/**
+ * `node:http2` and `node:http` are loaded by the first HTTP/2 caller, not with the proxy:
+ * together ≈200 KiB of heap (and nghttp2's set-up) that a proxy whose callers all speak
+ * HTTP/1.1 never uses.
+ */
+const requireBuiltin = createRequire(import.meta.url);
+let h1mod: typeof http;
+let h2mod: typeof http2;
+
 export class H2Inbound {
   readonly #server: http2.Http2Server;
   readonly #config: InboundConfig;
@@ -74,8 +84,10 @@ export class H2Inbound {
   constructor(config: InboundConfig, hooks: H2Hooks) {
     this.#config = config;
     this.#hooks = hooks;
-    this.#agent = new http.Agent({ keepAlive: true, maxFreeSockets: 256 });
-    this.#server = http2.createServer();
+    h1mod ??= requireBuiltin('node:http') as typeof http;
+    h2mod ??= requireBuiltin('node:http2') as typeof http2;
+    this.#agent = new h1mod.Agent({ keepAlive: true, maxFreeSockets: 256 });
+    this.#server = h2mod.createServer();
     this.#server.on('session', (session: http2.ServerHttp2Session) => {
       this.#callers.set(session, this.#pendingCaller);
     });
@@ -181,15 +193,15 @@ export class H2Inbound {
           stream.respond({ ':status': 502 });
           stream.end();
           finish(502, decision, err.message);
-        } else stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+        } else stream.close(h2mod.constants.NGHTTP2_INTERNAL_ERROR);
       });
       stream.on('close', () => {
-        if (!up.closed) up.close(http2.constants.NGHTTP2_CANCEL);
+        if (!up.closed) up.close(h2mod.constants.NGHTTP2_CANCEL);
       });
       return;
     }
 
-    const req = http.request({
+    const req = h1mod.request({
       host: this.#config.target.host,
       port: this.#config.target.port,
       method,
@@ -214,11 +226,11 @@ export class H2Inbound {
         stream.respond({ ':status': 503 });
         stream.end(`upstream connect error: ${err.message}\n`);
         finish(503, decision, err.message);
-      } else stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      } else stream.close(h2mod.constants.NGHTTP2_INTERNAL_ERROR);
     });
     stream.on('close', () => {
       // The caller reset the stream: stop talking to the app for it.
-      if (stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR && !req.destroyed) req.destroy();
+      if (stream.rstCode !== h2mod.constants.NGHTTP2_NO_ERROR && !req.destroyed) req.destroy();
     });
   }
 
@@ -226,7 +238,7 @@ export class H2Inbound {
     const s = this.#appSession;
     if (s !== undefined && !s.closed && !s.destroyed) return s;
     const { host, port } = this.#config.target;
-    const session = http2.connect(`http://${host.includes(':') ? `[${host}]` : host}:${port}`);
+    const session = h2mod.connect(`http://${host.includes(':') ? `[${host}]` : host}:${port}`);
     session.on('error', (err) =>
       this.#hooks.logger.warn({ listener: this.#config.name, err: err.message }, 'h2c app session error'),
     );
