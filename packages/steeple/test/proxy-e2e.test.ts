@@ -595,6 +595,48 @@ audit: { output: none }
       app2.close();
     }
   });
+
+  it('negotiates ALPN on HTTP listeners: h2 first, then http/1.1, none without the extension; an unknown list is refused', async () => {
+    const tlsModule = await import('node:tls');
+    const { mtlsClientOptions } = await import('@steeple/spiffe');
+    const app = await startHttpApp();
+    const dir = tempDir();
+    const proxy = await proxyFrom(
+      dir,
+      'alpn',
+      `${identityYaml(writeIdentity(dir, 'b', ca.issueX509Svid(ID_B), bundles))}
+inbound:
+  - { name: web, listen: "127.0.0.1:0", target: "127.0.0.1:${app.port}", protocol: http }
+audit: { output: none }
+`,
+    );
+    const port = proxy.ports.get('web') as number;
+    const negotiate = (protocols: string[] | undefined) =>
+      new Promise<string | false | Error>((resolve) => {
+        const socket = tlsModule.connect({
+          host: '127.0.0.1',
+          port,
+          ...mtlsClientOptions({ svid: ca.issueX509Svid(ID_A), bundles, authorize: authorizeId(ID_B) }),
+          ...(protocols === undefined ? {} : { ALPNProtocols: protocols }),
+        });
+        socket.once('secureConnect', () => {
+          resolve(socket.alpnProtocol ?? false);
+          socket.destroy();
+        });
+        socket.once('error', resolve);
+      });
+    try {
+      assert.equal(await negotiate(['http/1.1', 'h2']), 'h2');
+      assert.equal(await negotiate(['http/1.1']), 'http/1.1');
+      assert.equal(await negotiate(undefined), false);
+      const refused = await negotiate(['spdy/3']);
+      assert.ok(refused instanceof Error, `refused, got ${String(refused)}`);
+      assert.match(refused.message, /no application protocol/i);
+    } finally {
+      await proxy.close();
+      await app.close();
+    }
+  });
 });
 
 describe('proxy: interoperability (curl, openssl s_client, nginx)', () => {

@@ -14,6 +14,7 @@
 import { closeSync, fstatSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { isoTime } from '../../common/iso-time.js';
+import { ownedBuffer, ownedCopy } from '../net/owned-bytes.js';
 
 /** One audit record. Fields absent for a kind of record are omitted. */
 export interface AuditRecord {
@@ -207,8 +208,8 @@ const MAX_MEMO_BYTES = 1024;
  */
 export function encodeRequestParts(head: string, decision: string, tail: string): EncodedRequestParts {
   return {
-    mid: Buffer.from(`Z",${head}${decision},"method":`, 'utf8'),
-    end: Buffer.from(`${tail}}\n`, 'utf8'),
+    mid: ownedBuffer(`Z",${head}${decision},"method":`, 'utf8'),
+    end: ownedBuffer(`${tail}}\n`, 'utf8'),
   };
 }
 
@@ -411,7 +412,7 @@ export class AuditLog {
       p = putJsonString(buf, p, host);
       p = putAscii(buf, p, ',"status":');
       if (p - from <= MAX_MEMO_BYTES) {
-        parts.exchange = { method, path, host, bytes: Buffer.from(buf.subarray(from, p)) };
+        parts.exchange = { method, path, host, bytes: ownedCopy(buf.subarray(from, p)) };
       }
     }
     p = putNumber(buf, p, status);

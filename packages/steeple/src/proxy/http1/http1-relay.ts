@@ -14,6 +14,7 @@
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Decision } from '@steeple/spiffe/policy';
+import { ownedBuffer } from '../net/owned-bytes.js';
 import { skipReadAhead } from '../net/read-ahead.js';
 import type { UpstreamLease, UpstreamProvider } from '../upstream/upstream.js';
 import { ChunkedScanner } from './chunked-scanner.js';
@@ -154,7 +155,7 @@ export class Http1Relay {
   constructor(down: Socket, options: Http1RelayOptions, initial?: Buffer) {
     this.#down = down;
     this.#o = options;
-    this.#headTail = Buffer.from(`${options.addHeaders}\r\n`, 'latin1');
+    this.#headTail = ownedBuffer(`${options.addHeaders}\r\n`, 'latin1');
     skipReadAhead(down);
     down.on('data', (chunk: Buffer) => this.#downData(chunk));
     down.on('end', () => this.#downEnded());
@@ -668,6 +669,8 @@ export class Http1Relay {
     const ex = this.#ex as Exchange;
     this.#report(ex);
     this.#ex = undefined;
+    // The spare exchange outlives the request: it must not keep the head's pool slab.
+    ex.forwardHead = EMPTY;
     const reusable = !ex.resClose && ex.reqDone;
     if (ex.resClose && !this.#o.pooledUpstream) this.#closeAfter = true;
     this.#releaseUp(reusable, ex);

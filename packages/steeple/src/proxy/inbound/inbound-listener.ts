@@ -115,6 +115,13 @@ function headerLookup(head: RequestHead): (name: string) => string | undefined {
   };
 }
 
+/** Server-preference ALPN for HTTP listeners: h2, then http/1.1; undefined refuses the handshake. */
+function selectHttpAlpn({ protocols }: { protocols: string[] }): string | undefined {
+  if (protocols.includes('h2')) return 'h2';
+  if (protocols.includes('http/1.1')) return 'http/1.1';
+  return undefined;
+}
+
 export class InboundListener {
   readonly config: InboundConfig;
   readonly #ctx: ListenerContext;
@@ -151,7 +158,11 @@ export class InboundListener {
     });
     const server = tls.createServer({
       ...mtls,
-      ALPNProtocols: this.config.protocol === 'http' ? ['h2', 'http/1.1'] : undefined,
+      // HTTP listeners prefer h2, then http/1.1, and refuse a client that offers ALPN but
+      // neither (RFC 7301 §3.2), as `ALPNProtocols: ['h2', 'http/1.1']` would. A callback
+      // instead of that list: Node copies the list into a small Buffer for every socket,
+      // which pins an 8 KiB pool slab per connection for its lifetime.
+      ALPNCallback: this.config.protocol === 'http' ? selectHttpAlpn : undefined,
       handshakeTimeout: this.config.handshake_timeout * 1000,
       allowHalfOpen: true,
       noDelay: true,
