@@ -18,7 +18,7 @@
  * @module
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect as netConnect, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -133,6 +133,15 @@ async function count(s: Setup, name: string, args: (port: number) => string[]): 
       if (m) total += Number(m[1]);
     }
     if (total === 0) throw new Error(`callgrind wrote no totals for ${name}`);
+    // BENCH_PROXY_KEEP_CALLGRIND=DIR keeps the profiles (for callgrind_annotate; with
+    // BENCH_PROXY_V8_FLAGS=--perf-basic-prof, /tmp/perf-PID.map names the JIT code).
+    const keep = process.env['BENCH_PROXY_KEEP_CALLGRIND'];
+    if (keep !== undefined && keep !== '') {
+      mkdirSync(keep, { recursive: true });
+      for (const f of readdirSync(s.dir).filter((n) => n.startsWith(`${name.replace(/\W+/g, '-')}.callgrind`))) {
+        copyFileSync(join(s.dir, f), join(keep, `${f}.pid${child.pid}`));
+      }
+    }
     return total / COUNTED_REQUESTS;
   } finally {
     child.kill('SIGKILL');

@@ -96,7 +96,7 @@ describe('bin/steeple: the built CLI while it is fresh, the sources otherwise', 
     copyFileSync(join(ROOT, 'packages/steeple/bin/steeple'), bin);
     chmodSync(bin, 0o755);
     const report = (what: string) =>
-      `process.stdout.write(${JSON.stringify(what)} + ' ' + JSON.stringify({ args: process.argv.slice(2), semi: process.execArgv.filter((a) => a.startsWith('--max-semi')), arena: process.env.MALLOC_ARENA_MAX ?? null }) + '\\n');\n`;
+      `process.stdout.write(${JSON.stringify(what)} + ' ' + JSON.stringify({ args: process.argv.slice(2), semi: process.execArgv.filter((a) => a.startsWith('--max-semi') || a.startsWith('--heap-growing')), arena: process.env.MALLOC_ARENA_MAX ?? null }) + '\\n');\n`;
     writeFileSync(join(pkg, 'dist', 'main.js'), report('build'));
     writeFileSync(join(src, 'cli', 'main.ts'), report('sources'));
     for (const f of [file, testFile, sdkFile, lock, join(pkg, 'package.json')]) writeFileSync(f, '{}');
@@ -134,11 +134,14 @@ describe('bin/steeple: the built CLI while it is fresh, the sources otherwise', 
     assert.match(r.stderr, /steeple launcher: build/);
   });
 
-  it('gives the proxy 1 MiB semi-spaces unless NODE_OPTIONS sets its own', async () => {
+  it('gives the proxy 1 MiB semi-spaces and 20 % old-generation growth, semi-spaces unless NODE_OPTIONS sets its own', async () => {
     age();
-    assert.match((await launch(['proxy', 'run'])).stdout, /"semi":\["--max-semi-space-size=1"\]/);
+    assert.match(
+      (await launch(['proxy', 'run'])).stdout,
+      /"semi":\["--max-semi-space-size=1","--heap-growing-percent=20"\]/,
+    );
     const own = await launch(['proxy', 'run'], { NODE_OPTIONS: '--max-semi-space-size=8' });
-    assert.match(own.stdout, /"semi":\[\]/);
+    assert.match(own.stdout, /"semi":\["--heap-growing-percent=20"\]/);
   });
 
   it('gives the proxy 2 malloc arenas unless MALLOC_ARENA_MAX is set, and leaves other commands alone', async () => {

@@ -16,7 +16,7 @@ async function relayTo(appPort: number, deny?: (path: string) => boolean) {
       stripHeader: 'x-forwarded-client-cert',
       pooledUpstream: false,
       upstream: new AppConnection({ host: '127.0.0.1', port: appPort, text: `127.0.0.1:${appPort}` }, 2000),
-      onExchange: (o) => outcomes.push(o),
+      onExchange: (o) => outcomes.push({ ...o }),
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

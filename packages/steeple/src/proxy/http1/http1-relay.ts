@@ -59,8 +59,15 @@ export interface Http1RelayOptions {
   /** Outbound pools upstream connections: a caller's `Connection: close` is not passed on. */
   readonly pooledUpstream: boolean;
   readonly upstream: UpstreamProvider;
+  /**
+   * Called when an exchange ends. The outcome object is the relay's own and is reused for
+   * its next exchange (one allocation less per request): read it during the call, copy
+   * what must outlive it.
+   */
   readonly onExchange: (outcome: ExchangeOutcome) => void;
 }
+
+type MutableOutcome = { -readonly [K in keyof ExchangeOutcome]: ExchangeOutcome[K] };
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 const EMPTY = Buffer.alloc(0);
@@ -151,6 +158,20 @@ export class Http1Relay {
   };
   readonly #resumeUp = () => this.#ex?.lease?.socket.resume();
   readonly #resumeDown = () => this.#down.resume();
+  /** The outcome handed to onExchange, filled afresh for each exchange. */
+  readonly #outcome: MutableOutcome = {
+    method: '',
+    path: '',
+    host: '',
+    status: 0,
+    bytesReceived: 0,
+    bytesSent: 0,
+    durationMs: 0,
+    decision: undefined,
+    upstreamId: undefined,
+    error: undefined,
+    endedAt: 0,
+  };
 
   constructor(down: Socket, options: Http1RelayOptions, initial?: Buffer) {
     this.#down = down;
@@ -685,19 +706,19 @@ export class Http1Relay {
 
   #report(ex: Exchange, error?: string): void {
     const now = performance.now();
-    this.#o.onExchange({
-      method: ex.head.method,
-      path: ex.path,
-      host: ex.head.host,
-      status: ex.status,
-      bytesReceived: ex.bytesReceived,
-      bytesSent: ex.bytesSent,
-      durationMs: now - ex.started,
-      decision: ex.decision,
-      upstreamId: ex.lease?.peerId,
-      error,
-      endedAt: now,
-    });
+    const o = this.#outcome;
+    o.method = ex.head.method;
+    o.path = ex.path;
+    o.host = ex.head.host;
+    o.status = ex.status;
+    o.bytesReceived = ex.bytesReceived;
+    o.bytesSent = ex.bytesSent;
+    o.durationMs = now - ex.started;
+    o.decision = ex.decision;
+    o.upstreamId = ex.lease?.peerId;
+    o.error = error;
+    o.endedAt = now;
+    this.#o.onExchange(o);
   }
 
   #detachUp(lease: UpstreamLease): void {
