@@ -227,30 +227,41 @@ describe('audit record serialization', () => {
 });
 
 describe('AuditLog.writeRequest on one connection', () => {
-  it('re-encodes method, path and host whenever any of them changes, and copies a repeat', () => {
+  it('re-encodes method, path, host and status whenever any of them changes, and copies a repeat', () => {
     const dir = mkdtempSync(join(tmpdir(), 'steeple-audit-memo-'));
     const path = join(dir, 'audit.log');
     const log = new AuditLog({ output: { path, maxSizeBytes: 1e9, maxFiles: 1 }, flushIntervalMs: 1000 });
     const parts = encodeRequestParts('"type":"request"', ',"decision":"allow"', '');
-    const requests: [string, string, string][] = [
-      ['GET', '/a', 'h1'],
-      ['GET', '/a', 'h1'],
-      ['POST', '/a', 'h1'],
-      ['POST', '/a', 'h2'],
-      ['POST', '/b', 'h2'],
-      ['POST', '/b', 'h2'],
-      ['POST', '/"q"\u00e9', 'h2'],
-      ['POST', '/"q"\u00e9', 'h2'],
-      ['GET', '/a', 'h1'],
+    const requests: [string, string, string, number][] = [
+      ['GET', '/a', 'h1', 200],
+      ['GET', '/a', 'h1', 200],
+      ['GET', '/a', 'h1', 404],
+      ['GET', '/a', 'h1', 404],
+      ['GET', '/a', 'h1', 200],
+      ['POST', '/a', 'h1', 200],
+      ['POST', '/a', 'h2', 200],
+      ['POST', '/b', 'h2', 200],
+      ['POST', '/b', 'h2', 200],
+      ['POST', '/"q"\u00e9', 'h2', 503],
+      ['POST', '/"q"\u00e9', 'h2', 503],
+      ['GET', '/a', 'h1', 200],
     ];
-    for (const [m, p, h] of requests) log.writeRequest(parts, m, p, h, 200, 1, 2, 0.5);
+    requests.forEach(([m, p, h, status], i) => {
+      log.writeRequest(parts, m, p, h, status, i, 2 * i, 0.5);
+    });
     log.close();
     const got = readFileSync(path, 'utf8')
       .trim()
       .split('\n')
-      .map((l) => JSON.parse(l) as Record<string, unknown>)
-      .map((r) => [r.method, r.path, r.host]);
-    assert.deepEqual(got, requests);
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.deepEqual(
+      got.map((r) => [r.method, r.path, r.host, r.status]),
+      requests,
+    );
+    assert.deepEqual(
+      got.map((r) => [r.bytes_received, r.bytes_sent]),
+      requests.map((_, i) => [i, 2 * i]),
+    );
   });
 });
 

@@ -190,13 +190,17 @@ export interface EncodedRequestParts {
   readonly mid: Buffer;
   readonly end: Buffer;
   /**
-   * The last request's `"<method>","path":"<path>","host":"<host>","status":` run, encoded,
-   * for the strings it was encoded from: requests on a connection mostly repeat them (the
-   * relay hands over the same string objects for a repeated target and Host), so a repeat
-   * copies these bytes instead of encoding three JSON strings again.
+   * The last request's `"<method>","path":"<path>","host":"<host>","status":<status>,"bytes_received":`
+   * run, encoded, for the values it was encoded from: requests on a connection mostly
+   * repeat them (the relay hands over the same string objects for a repeated target and
+   * Host), so a repeat copies these bytes instead of encoding three JSON strings again.
    */
-  exchange?: { method: string; path: string; host: string; bytes: Buffer };
+  exchange?: { method: string; path: string; host: string; status: number; bytes: Buffer };
 }
+
+const BYTES_RECEIVED_KEY = ownedBuffer(',"bytes_received":', 'latin1');
+const BYTES_SENT_KEY = ownedBuffer(',"bytes_sent":', 'latin1');
+const DURATION_KEY = ownedBuffer(',"duration_ms":', 'latin1');
 
 /** Paths longer than this are not kept in {@link EncodedRequestParts.exchange}. */
 const MAX_MEMO_BYTES = 1024;
@@ -400,7 +404,13 @@ export class AuditLog {
     buf.set(parts.mid, p);
     p += parts.mid.length;
     const memo = parts.exchange;
-    if (memo !== undefined && memo.path === path && memo.method === method && memo.host === host) {
+    if (
+      memo !== undefined &&
+      memo.path === path &&
+      memo.method === method &&
+      memo.host === host &&
+      memo.status === status
+    ) {
       buf.set(memo.bytes, p);
       p += memo.bytes.length;
     } else {
@@ -411,16 +421,21 @@ export class AuditLog {
       p = putAscii(buf, p, ',"host":');
       p = putJsonString(buf, p, host);
       p = putAscii(buf, p, ',"status":');
+      p = putNumber(buf, p, status);
+      buf.set(BYTES_RECEIVED_KEY, p);
+      p += BYTES_RECEIVED_KEY.length;
       if (p - from <= MAX_MEMO_BYTES) {
-        parts.exchange = { method, path, host, bytes: ownedCopy(buf.subarray(from, p)) };
+        parts.exchange = { method, path, host, status, bytes: ownedCopy(buf.subarray(from, p)) };
       }
     }
-    p = putNumber(buf, p, status);
-    p = putAscii(buf, p, ',"bytes_received":');
+    // The keys between the numbers are copied, not written character by character (a
+    // character loop costs ≈ 25 instructions per character here; a copy ≈ 200 in all).
     p = putNumber(buf, p, bytesReceived);
-    p = putAscii(buf, p, ',"bytes_sent":');
+    buf.set(BYTES_SENT_KEY, p);
+    p += BYTES_SENT_KEY.length;
     p = putNumber(buf, p, bytesSent);
-    p = putAscii(buf, p, ',"duration_ms":');
+    buf.set(DURATION_KEY, p);
+    p += DURATION_KEY.length;
     p = putMillis(buf, p, durationMs);
     buf.set(parts.end, p);
     this.#length = p + parts.end.length;
