@@ -58,29 +58,23 @@ function hostPortSchema(what: string, allowPortZero: boolean) {
   );
 }
 
-const spiffeIdSchema = z.pipe(
-  z.string(),
-  z.transform((input: string, ctx) => {
-    const id = SpiffeId.tryParse(input);
-    if (id instanceof Error) {
-      ctx.issues.push({ code: 'custom', message: id.message, input });
-      return z.NEVER;
-    }
-    return id;
-  }),
-);
+/** A string turned into a value by `tryParse`; its Error's message becomes the issue. */
+function parsedWith<T>(tryParse: (input: string) => T | Error) {
+  return z.pipe(
+    z.string(),
+    z.transform((input: string, ctx): Exclude<T, Error> => {
+      const value = tryParse(input);
+      if (value instanceof Error) {
+        ctx.issues.push({ code: 'custom', message: value.message, input });
+        return z.NEVER;
+      }
+      return value as Exclude<T, Error>;
+    }),
+  );
+}
 
-const trustDomainSchema = z.pipe(
-  z.string(),
-  z.transform((input: string, ctx) => {
-    const td = TrustDomain.tryParse(input);
-    if (td instanceof Error) {
-      ctx.issues.push({ code: 'custom', message: td.message, input });
-      return z.NEVER;
-    }
-    return td;
-  }),
-);
+const spiffeIdSchema = parsedWith((input) => SpiffeId.tryParse(input));
+const trustDomainSchema = parsedWith((input) => TrustDomain.tryParse(input));
 
 const filesIdentitySchema = z.strictObject({
   /** PEM: the X.509-SVID leaf first, then intermediates. */
