@@ -51,7 +51,8 @@ export class ProxyMetrics {
 
   readonly #stats = new Map<string, RequestStats>();
   readonly #decisions = new Map<string, DecisionCount>();
-  readonly #bounds = LATENCY_BUCKETS_SECONDS;
+  /** The bucket bounds as a typed array: loads from the frozen array are not inlined by V8 (≈ 70 instructions each). */
+  readonly #bounds = Float64Array.from(LATENCY_BUCKETS_SECONDS);
 
   constructor(metrics: Metrics) {
     this.connections = metrics.counter({

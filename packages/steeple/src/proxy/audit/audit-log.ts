@@ -11,6 +11,8 @@
  * @module
  */
 
+// Imported: the global `Buffer` is a getter, a call on every use in optimized code.
+import { Buffer } from 'node:buffer';
 import { closeSync, fstatSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { isoTime } from '../../common/iso-time.js';
@@ -190,12 +192,12 @@ export interface EncodedRequestParts {
   readonly mid: Buffer;
   readonly end: Buffer;
   /**
-   * The last request's `"<method>","path":"<path>","host":"<host>","status":<status>,"bytes_received":`
-   * run, encoded, for the values it was encoded from: requests on a connection mostly
+   * `mid` and the last request's `"<method>","path":"<path>","host":"<host>","status":<status>,"bytes_received":`
+   * run after it, encoded, for the values they were encoded from: requests on a connection mostly
    * repeat them (the relay hands over the same string objects for a repeated target and
    * Host), so a repeat copies these bytes instead of encoding three JSON strings again.
    */
-  exchange?: { method: string; path: string; host: string; status: number; bytes: Buffer };
+  exchange: { method: string; path: string; host: string; status: number; bytes: Buffer } | undefined;
 }
 
 const BYTES_RECEIVED_KEY = ownedBuffer(',"bytes_received":', 'latin1');
@@ -214,6 +216,8 @@ export function encodeRequestParts(head: string, decision: string, tail: string)
   return {
     mid: ownedBuffer(`Z",${head}${decision},"method":`, 'utf8'),
     end: ownedBuffer(`${tail}}\n`, 'utf8'),
+    // Present from the start: one object shape for every connection's parts.
+    exchange: undefined,
   };
 }
 
@@ -401,8 +405,6 @@ export class AuditLog {
     buf[p + 1] = 0x30 + (Math.floor(millis / 10) % 10);
     buf[p + 2] = 0x30 + (millis % 10);
     p += 3;
-    buf.set(parts.mid, p);
-    p += parts.mid.length;
     const memo = parts.exchange;
     if (
       memo !== undefined &&
@@ -411,10 +413,15 @@ export class AuditLog {
       memo.host === host &&
       memo.status === status
     ) {
-      buf.set(memo.bytes, p);
-      p += memo.bytes.length;
+      // The memo starts with `mid`: one copy for both.
+      const bytes = memo.bytes;
+      buf.set(bytes, p);
+      p += bytes.length;
     } else {
       const from = p;
+      const mid = parts.mid;
+      buf.set(mid, p);
+      p += mid.length;
       p = putJsonString(buf, p, method);
       p = putAscii(buf, p, ',"path":');
       p = putJsonString(buf, p, path);
@@ -424,7 +431,7 @@ export class AuditLog {
       p = putNumber(buf, p, status);
       buf.set(BYTES_RECEIVED_KEY, p);
       p += BYTES_RECEIVED_KEY.length;
-      if (p - from <= MAX_MEMO_BYTES) {
+      if (p - from <= MAX_MEMO_BYTES + mid.length) {
         parts.exchange = { method, path, host, status, bytes: ownedCopy(buf.subarray(from, p)) };
       }
     }

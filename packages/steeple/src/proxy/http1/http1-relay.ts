@@ -11,6 +11,8 @@
  * @module
  */
 
+// Imported: the global `Buffer` is a getter, a call on every use in optimized code.
+import { Buffer } from 'node:buffer';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Decision } from '@steeple/spiffe/policy';
@@ -393,8 +395,6 @@ export class Http1Relay {
   #buildHead(head: RequestHead, buf: Buffer, start: number, headEnd: number, newTarget: string | undefined): Buffer {
     const strip = this.#o.stripHeader;
     const dropClose = this.#o.pooledUpstream && head.hasHeader('connection');
-    // A pooled upstream connection outlives the caller's, so it always speaks HTTP/1.1.
-    const version = dropClose || this.#o.pooledUpstream ? 'HTTP/1.1' : `HTTP/1.${head.minorVersion}`;
     const mustRebuild =
       newTarget !== undefined ||
       dropClose ||
@@ -404,12 +404,18 @@ export class Http1Relay {
     if (!mustRebuild) {
       const n = headEnd - start;
       const out = Buffer.allocUnsafe(n + tail.length);
-      // One view and one native copy: under callgrind 900 instructions less per request than
-      // the byte loop this replaced (which looked faster in a timed micro-benchmark).
-      out.set(buf.subarray(start, headEnd), 0);
+      // Native copies: under callgrind 900 instructions less per request than the byte loop
+      // they replaced (which looked faster in a timed micro-benchmark). A head that is the
+      // whole chunk is copied whole, its final CRLF then overwritten by our lines (whose
+      // tail ends with one): no view to make. Otherwise a plain Uint8Array view, which
+      // costs less than Buffer#subarray (that runs Buffer's own constructor).
+      if (start === 0 && headEnd + 2 === buf.length) out.set(buf, 0);
+      else out.set(new Uint8Array(buf.buffer, buf.byteOffset + start, n), 0);
       out.set(tail, n);
       return out;
     }
+    // A pooled upstream connection outlives the caller's, so it always speaks HTTP/1.1.
+    const version = dropClose || this.#o.pooledUpstream ? 'HTTP/1.1' : `HTTP/1.${head.minorVersion}`;
     let text = `${head.method} ${newTarget ?? head.target} ${version}\r\n`;
     for (let i = 0; i < head.lines.length; i++) {
       const name = head.names[i] as string;

@@ -4,6 +4,8 @@
  * (so the app sees the same connection pattern the caller makes).
  * @module
  */
+// Imported: the global `Buffer` is a getter, a call on every use in optimized code.
+import { Buffer } from 'node:buffer';
 import { connect, type Socket } from 'node:net';
 import type { HostPort } from '../net/host-port.js';
 import { UpstreamConnectError, type UpstreamLease, type UpstreamProvider } from './upstream.js';
@@ -14,7 +16,9 @@ import { UpstreamConnectError, type UpstreamLease, type UpstreamProvider } from 
  * one can start (one thread), so sharing it is safe; each chunk is copied out before anyone
  * sees it (small ones into Buffer's pool).
  */
-const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+const READ_BUFFER = Buffer.allocUnsafeSlow(64 * 1024);
+/** READ_BUFFER's memory (its own, from offset 0), for the per-read views a copy reads from. */
+const READ_MEMORY = READ_BUFFER.buffer;
 
 /**
  * Opens a plaintext connection to `target`; calls back once it is connected or has failed.
@@ -42,7 +46,9 @@ export function connectPlain(
       buffer: READ_BUFFER,
       callback: (n: number): boolean => {
         const chunk = Buffer.allocUnsafe(n);
-        READ_BUFFER.copy(chunk, 0, 0, n);
+        // A plain view and TypedArray#set: Buffer#copy checks its arguments and makes a view
+        // of its own (≈ 600 instructions a read more, callgrind).
+        chunk.set(new Uint8Array(READ_MEMORY, 0, n));
         if (held === undefined && socket.listenerCount('data') > 0) {
           socket.emit('data', chunk);
           return true;
