@@ -6,6 +6,18 @@
  * @module
  */
 
+import {
+  FRAMING_AT,
+  FRAMING_WIDTH,
+  headScanOut,
+  KIND_CONNECTION,
+  KIND_CONTENT_LENGTH,
+  KIND_TRANSFER_ENCODING,
+  KIND_UPGRADE,
+  scanRequestWords,
+  scanResponseWords,
+} from './head-scan.js';
+
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const METHOD = TOKEN;
 const DIGITS = /^\d{1,15}$/;
@@ -447,6 +459,7 @@ export function scanRequestHead(
   limit: number,
   strings?: HeadStrings,
 ): RequestHead | undefined {
+  if (scanRequestWords(buf, start, limit)) return acceptedRequestHead(buf, start, strings);
   let lineEnd = start;
   let sp1 = -1;
   let sp2 = -1;
@@ -515,6 +528,42 @@ export function scanRequestHead(
     lineEnd = i;
     pos = i + 2;
   }
+  return finishRequestHead(
+    buf,
+    start,
+    sp1,
+    sp2,
+    headersFrom,
+    lineEnd,
+    nameLengths,
+    minorVersion,
+    names,
+    values,
+    host,
+    hostCount,
+    strings,
+  );
+}
+
+/**
+ * The rest of {@link scanRequestHead} once the lines are read (by either path): the
+ * strings, the framing checks and the head. `lineEnd` is the CR of the last line.
+ */
+function finishRequestHead(
+  buf: Buffer,
+  start: number,
+  sp1: number,
+  sp2: number,
+  headersFrom: number,
+  lineEnd: number,
+  nameLengths: number,
+  minorVersion: number,
+  names: string[] | undefined,
+  values: string[] | undefined,
+  host: string,
+  hostCount: number,
+  strings: HeadStrings | undefined,
+): RequestHead {
   scanned.headEnd = lineEnd;
   const method = methodOf(buf, start, sp1);
   let target: string;
@@ -549,6 +598,53 @@ export function scanRequestHead(
     wantsClose,
     upgrade,
     host,
+  );
+}
+
+/** The names framing lines have in {@link headScanOut}, by kind. */
+const FRAMING_NAMES: string[] = [];
+FRAMING_NAMES[KIND_UPGRADE] = 'upgrade';
+FRAMING_NAMES[KIND_CONNECTION] = 'connection';
+FRAMING_NAMES[KIND_CONTENT_LENGTH] = 'content-length';
+FRAMING_NAMES[KIND_TRANSFER_ENCODING] = 'transfer-encoding';
+
+/** {@link scanRequestHead} for a head the WebAssembly scanner accepted (see head-scan.ts). */
+function acceptedRequestHead(buf: Buffer, start: number, strings: HeadStrings | undefined): RequestHead {
+  const o = headScanOut;
+  const sp2 = start + (o[1] as number);
+  const count = o[8] as number;
+  let names: string[] | undefined;
+  let values: string[] | undefined;
+  if (count > 0) {
+    names = [];
+    values = [];
+    for (let k = 0; k < count; k++) {
+      const at = FRAMING_AT + FRAMING_WIDTH * k;
+      const kind = o[at] as number;
+      names.push(FRAMING_NAMES[kind] as string);
+      values.push(
+        kind === KIND_UPGRADE
+          ? ''
+          : buf.toString('latin1', start + (o[at + 1] as number) + 1, start + (o[at + 2] as number)).trim(),
+      );
+    }
+  }
+  const hostCount = o[5] as number;
+  const host = hostCount > 0 ? hostValue(strings, buf, start + (o[6] as number), start + (o[7] as number)) : '';
+  return finishRequestHead(
+    buf,
+    start,
+    start + (o[0] as number),
+    sp2,
+    start + (o[2] as number) + 2,
+    start + (o[3] as number),
+    o[4] as number,
+    (buf[sp2 + 8] as number) - 0x30,
+    names,
+    values,
+    host,
+    hostCount,
+    strings,
   );
 }
 
@@ -624,6 +720,7 @@ function responseFactsOf(text: string): ResponseFacts {
  * (see {@link scanRequestHead}); the checks are {@link parseResponseHeadBytes}'s.
  */
 export function scanResponseHead(buf: Buffer, limit: number): ResponseFacts | undefined {
+  if (scanResponseWords(buf, limit)) return acceptedResponseHead(buf);
   let lineEnd = 0;
   for (; lineEnd < limit; lineEnd++) {
     if (buf[lineEnd] === 0x0d) {
@@ -691,6 +788,17 @@ export function scanResponseHead(buf: Buffer, limit: number): ResponseFacts | un
   }
   scanned.headEnd = lineEnd;
   if (byString) return responseFactsOf(buf.toString('latin1', 0, lineEnd));
+  return finishResponseHead(status, minorVersion, contentLength, names, values);
+}
+
+/** The facts of a response head once its lines are read (by either path). */
+function finishResponseHead(
+  status: number,
+  minorVersion: number,
+  contentLength: number,
+  names: string[] | undefined,
+  values: string[] | undefined,
+): ResponseFacts {
   if (names === undefined) {
     return { status, minorVersion, connectionClose: minorVersion === 0, contentLength, chunked: false };
   }
@@ -702,6 +810,25 @@ export function scanResponseHead(buf: Buffer, limit: number): ResponseFacts | un
     contentLength: f.contentLength,
     chunked: f.chunked,
   };
+}
+
+/** {@link scanResponseHead} for a head the WebAssembly scanner accepted (see head-scan.ts). */
+function acceptedResponseHead(buf: Buffer): ResponseFacts {
+  const o = headScanOut;
+  scanned.headEnd = o[3] as number;
+  const count = o[8] as number;
+  let names: string[] | undefined;
+  let values: string[] | undefined;
+  if (count > 0) {
+    names = [];
+    values = [];
+    for (let k = 0; k < count; k++) {
+      const at = FRAMING_AT + FRAMING_WIDTH * k;
+      names.push(o[at] === KIND_CONNECTION ? 'connection' : 'transfer-encoding');
+      values.push(buf.toString('latin1', (o[at + 1] as number) + 1, o[at + 2] as number).trim());
+    }
+  }
+  return finishResponseHead(o[0] as number, o[1] as number, o[5] as number, names, values);
 }
 
 /**
