@@ -26,6 +26,7 @@ export const CLANG_FLAGS = [
   '-Wall',
   '-Wextra',
   '-Werror',
+  '-mbulk-memory',
   '-Wl,--no-entry',
   '-Wl,--export=scan_request',
   '-Wl,--export=scan_response',

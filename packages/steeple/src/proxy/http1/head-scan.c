@@ -38,7 +38,10 @@ u8 input[WINDOW + 8];
  * Results, by index:
  *   request:  0 first space, 1 second space, 2 CR of the request line, 3 CR of the last
  *             line (where the final CRLFCRLF starts), 4 header-name lengths seen (bit n & 31),
- *             5 Host lines, 6 and 7 the last Host value's start (after the colon) and end (its CR)
+ *             5 Host lines, 6 and 7 the last Host value's start and end without the spaces
+ *             around it (what String#trim removes in latin1: SP, HT, VT, FF, NBSP),
+ *             9 the method (METHOD_*; 0 for another), 10 and 11 the target's and the last
+ *             Host value's place in the intern table (see intern())
  *   response: 0 status, 1 minor version, 3 CR of the last line, 5 Content-Length (-1: none)
  *   both:     8 framing lines, then for each (at most MAX_FRAMING) from index 16, three
  *             entries: its kind (KIND_*), its colon, its CR
@@ -46,6 +49,15 @@ u8 input[WINDOW + 8];
 int out[16 + 3 * 8];
 
 #define MAX_FRAMING 8
+
+/* Methods named by number in out[9], in message-head.ts's order. */
+#define METHOD_GET 1
+#define METHOD_POST 2
+#define METHOD_PUT 3
+#define METHOD_HEAD 4
+#define METHOD_DELETE 5
+#define METHOD_PATCH 6
+#define METHOD_OPTIONS 7
 #define KIND_UPGRADE 1
 #define KIND_CONNECTION 2
 #define KIND_CONTENT_LENGTH 3
@@ -181,6 +193,75 @@ static inline __attribute__((always_inline)) int name_is(int at, int n, const ch
   return (load32(p) | 0x20202020u) == load32(q) && (load32(p + length - 4) | 0x20202020u) == load32(q + length - 4);
 }
 
+/*
+ * The intern table: the bytes of targets and Host values seen lately, each in the slot its
+ * hash picks, so that the TypeScript side can hand out the string it made for the same
+ * bytes before instead of decoding them again (requests mostly repeat them). A hit needs
+ * the same length and the same bytes, compared in full; the hash only picks the slot.
+ */
+#define INTERN_SLOTS 64
+#define INTERN_MAX 128
+/* One spare row after the slots: a masked word read past the last slot's bytes stays inside. */
+static u8 intern_bytes[INTERN_SLOTS + 1][INTERN_MAX];
+static int intern_length[INTERN_SLOTS];
+
+/*
+ * input[from, to) in the intern table: k + 1 when slot k holds these bytes already, -(k + 1)
+ * when they were stored in slot k just now (its string must be made and kept), 0 when they
+ * are not kept (empty or longer than INTERN_MAX).
+ */
+static int intern(int from, int to) {
+  int n = to - from;
+  if (n <= 0 || n > INTERN_MAX) return 0;
+  const u8 *p = input + from;
+  /* Eight bytes at a time (the last word masked to the bytes that belong: input has slack after them). */
+  u64 h = (u64)n * 0x9e3779b97f4a7c15ULL;
+  int i = 0;
+  for (; i + 8 <= n; i += 8) h = (h ^ load64(p + i)) * 0xff51afd7ed558ccdULL;
+  if (i < n) h = (h ^ (load64(p + i) & (~0ULL >> (8 * (8 - (n - i)))))) * 0xff51afd7ed558ccdULL;
+  int k = (int)((h >> 58) & (INTERN_SLOTS - 1));
+  u8 *slot = intern_bytes[k];
+  if (intern_length[k] == n) {
+    /* Word by word, the last one masked like the hash's (slot and input have slack after the bytes). */
+    u64 diff = 0;
+    for (i = 0; i + 8 <= n; i += 8) diff |= load64(slot + i) ^ load64(p + i);
+    if (i < n) diff |= (load64(slot + i) ^ load64(p + i)) & (~0ULL >> (8 * (8 - (n - i))));
+    if (diff == 0) return k + 1;
+  }
+  __builtin_memcpy(slot, p, (unsigned long)n);
+  intern_length[k] = n;
+  return -(k + 1);
+}
+
+/* What String#trim removes from a latin1 header value: SP, HT, VT, FF and NBSP (CR and LF never reach here). */
+static inline int is_trimmed(u32 c) { return c == ' ' || c == '\t' || c == 0x0b || c == 0x0c || c == 0xa0; }
+
+/* Whether p[0, n) is `text`, exactly. */
+static inline __attribute__((always_inline)) int same_bytes(const u8 *p, const char *text, int n) {
+  for (int k = 0; k < n; k++) {
+    if (p[k] != (u8)text[k]) return 0;
+  }
+  return 1;
+}
+
+/* Which of the methods named by number input[0, n) is (METHOD_*), or 0. */
+static int method_of(int n) {
+  switch (n) {
+    case 3:
+      return same_bytes(input, "GET", 3) ? METHOD_GET : same_bytes(input, "PUT", 3) ? METHOD_PUT : 0;
+    case 4:
+      return same_bytes(input, "POST", 4) ? METHOD_POST : same_bytes(input, "HEAD", 4) ? METHOD_HEAD : 0;
+    case 5:
+      return same_bytes(input, "PATCH", 5) ? METHOD_PATCH : 0;
+    case 6:
+      return same_bytes(input, "DELETE", 6) ? METHOD_DELETE : 0;
+    case 7:
+      return same_bytes(input, "OPTIONS", 7) ? METHOD_OPTIONS : 0;
+    default:
+      return 0;
+  }
+}
+
 /* Whether a CRLF starts at i (both before limit). */
 static inline int crlf_at(int i, int limit) { return i + 1 < limit && input[i] == '\r' && input[i + 1] == '\n'; }
 
@@ -227,9 +308,13 @@ static int header_lines(int pos, int last, int limit, int request) {
     lengths |= 1 << (n & 31);
     if (request) {
       if (name_is(pos, n, "host", 4)) {
+        int from = colon + 1;
+        int to = end;
+        while (from < to && is_trimmed(input[from])) from++;
+        while (to > from && is_trimmed(input[to - 1])) to--;
         out[5]++;
-        out[6] = colon + 1;
-        out[7] = end;
+        out[6] = from;
+        out[7] = to;
       } else if (name_is(pos, n, "upgrade", 7)) {
         if (framing_line(KIND_UPGRADE, colon, end) != OK) return FALLBACK;
       } else if (name_is(pos, n, "connection", 10)) {
@@ -275,7 +360,12 @@ int scan_request(int limit) {
   out[0] = sp1;
   out[1] = sp2;
   out[2] = sp2 + 9;
-  return header_lines(sp2 + 11, sp2 + 9, limit, 1);
+  if (header_lines(sp2 + 11, sp2 + 9, limit, 1) != OK) return FALLBACK;
+  // Only an accepted head touches the intern table: the TypeScript side reads every one.
+  out[9] = method_of(sp1);
+  out[10] = intern(sp1 + 1, sp2);
+  out[11] = out[5] > 0 ? intern(out[6], out[7]) : 0;
+  return OK;
 }
 
 /* Reads the response head in input[0, limit). */

@@ -178,6 +178,24 @@ describe('WebAssembly head scanner', () => {
     assert.ok(accepted > 2000, `the scanner accepted ${accepted}`);
   });
 
+  it('hands out the right target and Host strings as its intern table fills and slots are reused', () => {
+    const next = random(3);
+    // Many of the same length (only the bytes tell them apart), and some too long to keep.
+    const targets = Array.from(
+      { length: 300 },
+      (_, k) => `/t/${String(k).padStart(4, '0')}${'/x'.repeat(k % 7 === 0 ? 70 : 0)}`,
+    );
+    const hosts = ['a1', 'a2', 'b.example', 'c.example', ' padded\u00a0', 'h'.repeat(130), 'c:8080'];
+    for (let k = 0; k < 5000; k++) {
+      const target = targets[next(targets.length)] as string;
+      const host = hosts[next(hosts.length)] as string;
+      const b = bytes(`GET ${target} HTTP/1.1\r\nHost: ${host}\r\n\r\n`);
+      const h = scanRequestHead(b, 0, b.length) as RequestHead;
+      assert.equal(h.target, target);
+      assert.equal(h.host, host.trim());
+    }
+  });
+
   it('leaves heads longer than its window to the TypeScript parser, with the same outcome', () => {
     const long = `GET /big HTTP/1.1\r\nhost: a\r\ncookie: ${'c'.repeat(9000)}\r\nx-after: 1`;
     const b = bytes(`${long}\r\n\r\n`);

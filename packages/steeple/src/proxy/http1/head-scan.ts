@@ -100,14 +100,45 @@ function copyIn(s: Scanner, buf: Buffer, start: number, limit: number): number {
   return n;
 }
 
+/** The target and the Host value (trimmed; "" without one) of the request head last accepted. */
+export const scannedStrings = { target: '', host: '' };
+
+/** The strings made for the scanner's intern-table slots (head-scan.c, intern()), by slot. */
+const interned: string[] = [];
+
+/**
+ * The string for buf[from, to), given the scanner's intern result for those bytes: the
+ * string kept for its slot on a hit; otherwise the bytes decoded (and kept for the slot
+ * they were just stored in).
+ */
+function internedString(code: number, buf: Buffer, from: number, to: number): string {
+  if (code > 0) {
+    const kept = interned[code - 1];
+    if (kept !== undefined) return kept;
+  }
+  const s = buf.toString('latin1', from, to);
+  if (code !== 0) interned[Math.abs(code) - 1] = s;
+  return s;
+}
+
 /**
  * Scans the request head at buf[start, limit); true when accepted (positions in
- * {@link headScanOut}, relative to `start`).
+ * {@link headScanOut}, relative to `start`; the target and Host strings in
+ * {@link scannedStrings}). Every accepted scan's intern results are taken up here, so the
+ * table and the strings kept for it never disagree.
  */
 export function scanRequestWords(buf: Buffer, start: number, limit: number): boolean {
   const s = scanner;
   if (s === undefined || declineAll || limit - start < 16) return false;
-  return s.scanRequest(copyIn(s, buf, start, limit)) === 0;
+  if (s.scanRequest(copyIn(s, buf, start, limit)) !== 0) return false;
+  const o = s.out;
+  // The target first, then the Host value: the order the scanner stored them in.
+  scannedStrings.target = internedString(o[10] as number, buf, start + (o[0] as number) + 1, start + (o[1] as number));
+  scannedStrings.host =
+    (o[5] as number) > 0
+      ? internedString(o[11] as number, buf, start + (o[6] as number), start + (o[7] as number))
+      : '';
+  return true;
 }
 
 /** Scans the response head at buf[0, limit); true when accepted (results in {@link headScanOut}). */

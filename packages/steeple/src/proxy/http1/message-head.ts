@@ -14,6 +14,7 @@ import {
   KIND_CONTENT_LENGTH,
   KIND_TRANSFER_ENCODING,
   KIND_UPGRADE,
+  scannedStrings,
   scanRequestWords,
   scanResponseWords,
 } from './head-scan.js';
@@ -298,7 +299,10 @@ function checkHeaderLine(buf: Buffer, pos: number, limit: number): number {
  */
 export const scanned = { headEnd: 0 };
 
-/** The methods whose names are returned as constants (no string made per request). */
+/**
+ * The methods whose names are returned as constants (no string made per request); in the
+ * order of head-scan.c's METHOD_* numbers.
+ */
 const KNOWN_METHODS = ['GET', 'POST', 'PUT', 'HEAD', 'DELETE', 'PATCH', 'OPTIONS'];
 
 function methodOf(buf: Buffer, from: number, to: number): string {
@@ -528,20 +532,25 @@ export function scanRequestHead(
     lineEnd = i;
     pos = i + 2;
   }
+  const method = methodOf(buf, start, sp1);
+  let target: string;
+  if (strings === undefined) target = buf.toString('latin1', sp1 + 1, sp2);
+  else {
+    target = sameOrDecoded(strings.target, buf, sp1 + 1, sp2);
+    strings.target = target;
+  }
   return finishRequestHead(
     buf,
-    start,
-    sp1,
-    sp2,
     headersFrom,
     lineEnd,
     nameLengths,
     minorVersion,
+    method,
+    target,
     names,
     values,
     host,
     hostCount,
-    strings,
   );
 }
 
@@ -551,27 +560,18 @@ export function scanRequestHead(
  */
 function finishRequestHead(
   buf: Buffer,
-  start: number,
-  sp1: number,
-  sp2: number,
   headersFrom: number,
   lineEnd: number,
   nameLengths: number,
   minorVersion: number,
+  method: string,
+  target: string,
   names: string[] | undefined,
   values: string[] | undefined,
   host: string,
   hostCount: number,
-  strings: HeadStrings | undefined,
 ): RequestHead {
   scanned.headEnd = lineEnd;
-  const method = methodOf(buf, start, sp1);
-  let target: string;
-  if (strings === undefined) target = buf.toString('latin1', sp1 + 1, sp2);
-  else {
-    target = sameOrDecoded(strings.target, buf, sp1 + 1, sp2);
-    strings.target = target;
-  }
   // No Content-Length, Transfer-Encoding, Connection or Upgrade: nothing for framingOf to decide.
   const f = names === undefined ? undefined : framingOf({ lines: names, names, values: values ?? [] }, true);
   if (minorVersion === 1 && hostCount !== 1) {
@@ -611,6 +611,7 @@ FRAMING_NAMES[KIND_TRANSFER_ENCODING] = 'transfer-encoding';
 /** {@link scanRequestHead} for a head the WebAssembly scanner accepted (see head-scan.ts). */
 function acceptedRequestHead(buf: Buffer, start: number, strings: HeadStrings | undefined): RequestHead {
   const o = headScanOut;
+  const sp1 = start + (o[0] as number);
   const sp2 = start + (o[1] as number);
   const count = o[8] as number;
   let names: string[] | undefined;
@@ -629,22 +630,26 @@ function acceptedRequestHead(buf: Buffer, start: number, strings: HeadStrings | 
       );
     }
   }
+  const target = scannedStrings.target;
   const hostCount = o[5] as number;
-  const host = hostCount > 0 ? hostValue(strings, buf, start + (o[6] as number), start + (o[7] as number)) : '';
+  const host = scannedStrings.host;
+  if (strings !== undefined) {
+    strings.target = target;
+    if (hostCount > 0) strings.host = host;
+  }
+  const methodId = o[9] as number;
   return finishRequestHead(
     buf,
-    start,
-    start + (o[0] as number),
-    sp2,
     start + (o[2] as number) + 2,
     start + (o[3] as number),
     o[4] as number,
     (buf[sp2 + 8] as number) - 0x30,
+    methodId > 0 ? (KNOWN_METHODS[methodId - 1] as string) : buf.toString('latin1', start, sp1),
+    target,
     names,
     values,
     host,
     hostCount,
-    strings,
   );
 }
 
