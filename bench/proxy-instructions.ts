@@ -40,6 +40,11 @@ const CONNECTIONS = 10;
 const WARM_REQUESTS = 30_000;
 const COUNTED_REQUESTS = 5000;
 const BODY = 'hello from the backend\n';
+/**
+ * More callgrind options, e.g. `--cache-sim=yes --branch-sim=yes` to count simulated cache
+ * misses and mispredicted branches as well (see the kept profiles with callgrind_annotate).
+ */
+const CALLGRIND_FLAGS = (process.env['BENCH_PROXY_CALLGRIND_FLAGS'] ?? '').split(/\s+/).filter((f) => f !== '');
 
 function hasValgrind(): boolean {
   try {
@@ -83,7 +88,14 @@ async function count(s: Setup, name: string, args: (port: number) => string[]): 
   const out = join(s.dir, `${name.replace(/\W+/g, '-')}.callgrind`);
   const child = spawn(
     'valgrind',
-    ['--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${out}`, process.execPath, ...args(port)],
+    [
+      '--tool=callgrind',
+      '--instr-atstart=no',
+      ...CALLGRIND_FLAGS,
+      `--callgrind-out-file=${out}`,
+      process.execPath,
+      ...args(port),
+    ],
     { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let stderr = '';
