@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -49,7 +49,7 @@ describe('AuditLog', () => {
     log.close();
   });
 
-  it('rotates by size and keeps max_files old files', () => {
+  it('rotates by size, keeps max_files old files and leaves no other file behind', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'audit-'));
     const path = join(dir, 'audit.log');
     const log = new AuditLog({ output: { path, maxSizeBytes: 4096, maxFiles: 2 }, flushIntervalMs: 10_000 });
@@ -66,6 +66,9 @@ describe('AuditLog', () => {
     }
     const last = readFileSync(path, 'utf8').trim().split('\n').pop() as string;
     assert.equal(JSON.parse(last).path, '/item/199');
+    // The oldest files are unlinked in the thread pool: soon nothing else is left.
+    for (let i = 0; i < 100 && readdirSync(dir).length > 3; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(readdirSync(dir).sort(), ['audit.log', 'audit.log.1', 'audit.log.2']);
   });
 });
 
