@@ -50,6 +50,12 @@ const CONNECTIONS = 50;
 const HANDSHAKE_CONCURRENCY = 32;
 const SECONDS = Number(process.env['BENCH_PROXY_SECONDS'] ?? 5);
 const RUNS = Number(process.env['BENCH_PROXY_RUNS'] ?? 3);
+/**
+ * Seconds of load each contender gets before the measured rounds, per mode. The Node rows
+ * take several seconds of load to reach their steady state (the Steeple HTTP row's CPU per
+ * request fell 17.8 → 17.5 → 16.6 µs over three rounds after a 1-second warm-up).
+ */
+const WARMUP_SECONDS = Number(process.env['BENCH_PROXY_WARMUP_SECONDS'] ?? 1);
 /** Comma-separated parts of contender names to run (e.g. `pipe,http`); all when unset. */
 const ONLY = (process.env['BENCH_PROXY_ONLY'] ?? '')
   .split(',')
@@ -59,6 +65,8 @@ const ONLY = (process.env['BENCH_PROXY_ONLY'] ?? '')
 export function benchProxyWanted(name: string): boolean {
   return ONLY.length === 0 || ONLY.some((o) => name.toLowerCase().includes(o));
 }
+/** BENCH_PROXY_VERBOSE=1 prints every run's figures on stderr as it ends. */
+const VERBOSE = process.env['BENCH_PROXY_VERBOSE'] === '1';
 /** `keepalive`, `handshake` or both (default): which figures to measure. */
 const MODES = (process.env['BENCH_PROXY_MODES'] ?? 'keepalive,handshake').split(',').map((s) => s.trim());
 /** Extra Node flags for the Steeple processes (and pipe (tsx)); e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`. */
@@ -442,10 +450,17 @@ async function measureAll(
     };
     for (const mode of ['keepalive', 'handshake'] as const) {
       if (!MODES.includes(mode)) continue;
-      for (const r of running) await run(r, mode, 1); // warm-up: JIT, pools
+      for (const r of running) await run(r, mode, WARMUP_SECONDS); // warm-up: JIT, pools, heap sizes
       for (let i = 0; i < RUNS; i++) {
         for (const r of running) {
-          r[mode].push(await run(r, mode, SECONDS));
+          const one = await run(r, mode, SECONDS);
+          r[mode].push(one);
+          if (VERBOSE) {
+            const unit = mode === 'keepalive' ? 'req' : 'hs';
+            process.stderr.write(
+              `${r.c.name} ${mode} round ${i + 1}: ${fmt(one.res.done / one.res.secs)} ${unit}/s, p50 ${one.res.p50.toFixed(2)} ms, p99 ${one.res.p99.toFixed(2)} ms, ${fmt((one.cpu * 1000) / Math.max(1, one.res.done))} µs CPU/${unit}\n`,
+            );
+          }
         }
       }
       // RSS after the keep-alive load (HTTP modes keep more in the young generation under load).
