@@ -1,8 +1,9 @@
 /**
  * The WebAssembly head scanner (head-scan.c): the common shape of request and response
  * heads read eight bytes at a time, for the proxy's hot path. In this V8 a byte loop in
- * JavaScript costs ≈ 25 instructions a byte (every `buf[i]` re-checks the array); the
- * scanner reads a head in ≈ 2–4 instructions a byte, after one copy into its memory.
+ * JavaScript costs ≈ 25 instructions a byte (every `buf[i]` re-checks the array): the
+ * TypeScript scan of the bench's 66-byte request head took ≈ 3,400 instructions; copying it
+ * into the scanner's memory, scanning it and interning its target and Host take ≈ 1,300.
  *
  * A scan either accepts the head, with its parts' positions in {@link headScanOut}, or
  * declines, and message-head.ts reads the head itself: the scanner accepts only what that

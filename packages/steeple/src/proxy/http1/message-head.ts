@@ -608,28 +608,33 @@ FRAMING_NAMES[KIND_CONNECTION] = 'connection';
 FRAMING_NAMES[KIND_CONTENT_LENGTH] = 'content-length';
 FRAMING_NAMES[KIND_TRANSFER_ENCODING] = 'transfer-encoding';
 
+/**
+ * The framing lines the scanner noted, as {@link framingOf} takes them: their names, and
+ * their values trimmed (Upgrade's is not read). Positions are relative to `start`.
+ */
+function scannedFraming(buf: Buffer, start: number, count: number, names: string[], values: string[]): void {
+  const o = headScanOut;
+  for (let k = 0; k < count; k++) {
+    const at = FRAMING_AT + FRAMING_WIDTH * k;
+    const kind = o[at] as number;
+    names.push(FRAMING_NAMES[kind] as string);
+    values.push(
+      kind === KIND_UPGRADE
+        ? ''
+        : buf.toString('latin1', start + (o[at + 1] as number) + 1, start + (o[at + 2] as number)).trim(),
+    );
+  }
+}
+
 /** {@link scanRequestHead} for a head the WebAssembly scanner accepted (see head-scan.ts). */
 function acceptedRequestHead(buf: Buffer, start: number, strings: HeadStrings | undefined): RequestHead {
   const o = headScanOut;
   const sp1 = start + (o[0] as number);
   const sp2 = start + (o[1] as number);
   const count = o[8] as number;
-  let names: string[] | undefined;
-  let values: string[] | undefined;
-  if (count > 0) {
-    names = [];
-    values = [];
-    for (let k = 0; k < count; k++) {
-      const at = FRAMING_AT + FRAMING_WIDTH * k;
-      const kind = o[at] as number;
-      names.push(FRAMING_NAMES[kind] as string);
-      values.push(
-        kind === KIND_UPGRADE
-          ? ''
-          : buf.toString('latin1', start + (o[at + 1] as number) + 1, start + (o[at + 2] as number)).trim(),
-      );
-    }
-  }
+  const names: string[] | undefined = count > 0 ? [] : undefined;
+  const values: string[] | undefined = count > 0 ? [] : undefined;
+  if (names !== undefined && values !== undefined) scannedFraming(buf, start, count, names, values);
   const target = scannedStrings.target;
   const hostCount = o[5] as number;
   const host = scannedStrings.host;
@@ -822,17 +827,9 @@ function acceptedResponseHead(buf: Buffer): ResponseFacts {
   const o = headScanOut;
   scanned.headEnd = o[3] as number;
   const count = o[8] as number;
-  let names: string[] | undefined;
-  let values: string[] | undefined;
-  if (count > 0) {
-    names = [];
-    values = [];
-    for (let k = 0; k < count; k++) {
-      const at = FRAMING_AT + FRAMING_WIDTH * k;
-      names.push(o[at] === KIND_CONNECTION ? 'connection' : 'transfer-encoding');
-      values.push(buf.toString('latin1', (o[at + 1] as number) + 1, o[at + 2] as number).trim());
-    }
-  }
+  const names: string[] | undefined = count > 0 ? [] : undefined;
+  const values: string[] | undefined = count > 0 ? [] : undefined;
+  if (names !== undefined && values !== undefined) scannedFraming(buf, 0, count, names, values);
   return finishResponseHead(o[0] as number, o[1] as number, o[5] as number, names, values);
 }
 
