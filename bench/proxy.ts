@@ -56,6 +56,12 @@ const RUNS = Number(process.env['BENCH_PROXY_RUNS'] ?? 3);
  * request fell 17.8 → 17.5 → 16.6 µs over three rounds after a 1-second warm-up).
  */
 const WARMUP_SECONDS = Number(process.env['BENCH_PROXY_WARMUP_SECONDS'] ?? 1);
+/**
+ * Seconds of load at the start of every run that are not measured (BENCH_PROXY_RAMP_SECONDS,
+ * default 1): the load generator's connections handshake and its own code warms up (see
+ * LOADGEN). Latency, requests and the proxy's CPU time are all taken after it.
+ */
+const RAMP_SECONDS = Number(process.env['BENCH_PROXY_RAMP_SECONDS'] ?? 1);
 /** Comma-separated parts of contender names to run (e.g. `pipe,http`); all when unset. */
 const ONLY = (process.env['BENCH_PROXY_ONLY'] ?? '')
   .split(',')
@@ -67,6 +73,12 @@ export function benchProxyWanted(name: string): boolean {
 }
 /** BENCH_PROXY_VERBOSE=1 prints every run's figures on stderr as it ends. */
 const VERBOSE = process.env['BENCH_PROXY_VERBOSE'] === '1';
+/**
+ * BENCH_PROXY_TRACE_DIR=dir: the load generator writes, per run, `<contender>-<mode>-<round>.json`
+ * there: for each 100 ms of the run, the requests completed and their p50, p99 and maximum
+ * latency (round 0 is the warm-up). Shows where in a run the slow requests are.
+ */
+const TRACE_DIR = process.env['BENCH_PROXY_TRACE_DIR'] ?? '';
 /** `keepalive`, `handshake` or both (default): which figures to measure. */
 const MODES = (process.env['BENCH_PROXY_MODES'] ?? 'keepalive,handshake').split(',').map((s) => s.trim());
 /** Extra Node flags for the Steeple processes (and pipe (tsx)); e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`. */
@@ -136,17 +148,29 @@ server.listen(Number(port), '127.0.0.1', () => process.stdout.write('ready\\n'))
 /**
  * The load generator. keepalive: CONNECTIONS connections, each sending GET after GET;
  * handshake: new connections (full handshake, no session reuse), one request each.
- * Prints one JSON line: requests, seconds, latency percentiles, its own CPU time.
+ * The first RAMP seconds are load without measurement: the generator is a new Node process
+ * per run, and while its 50 connections handshake and its own code is still cold, the
+ * first ~300 ms of every run had a p99 of 25–55 ms against 2–5 ms after it, for every
+ * contender (BENCH_PROXY_TRACE_DIR shows it) — about 2 % of a run's requests, enough to
+ * decide its p99. At the end of the ramp it prints `measuring` (the parent reads the proxy's
+ * CPU time then), measures for `seconds`, and prints one JSON line: requests, seconds,
+ * latency percentiles, its own CPU time.
  */
 export const LOADGEN = `
 import fs from 'node:fs'; import tls from 'node:tls';
-const [mode, port, seconds, conns, cert, key, ca] = process.argv.slice(2);
+const [mode, port, seconds, conns, cert, key, ca, ramp, trace] = process.argv.slice(2);
 const ctx = tls.createSecureContext({ cert: fs.readFileSync(cert), key: fs.readFileSync(key), ca: fs.readFileSync(ca) });
 const opts = { host: '127.0.0.1', port: Number(port), secureContext: ctx, rejectUnauthorized: true,
   checkServerIdentity: () => undefined, ALPNProtocols: ['http/1.1'] };
 const req = Buffer.from('GET /api/items HTTP/1.1\\r\\nhost: bench\\r\\nuser-agent: steeple-bench\\r\\n\\r\\n');
 const reqClose = Buffer.from('GET /api/items HTTP/1.1\\r\\nhost: bench\\r\\nconnection: close\\r\\n\\r\\n');
-const lat = new Float64Array(4_000_000); let nlat = 0; let done = 0; let errors = 0; let stop = false;
+const lat = new Float64Array(4_000_000); const at = new Float64Array(trace ? lat.length : 0); let nlat = 0;
+let done = 0; let errors = 0; let stop = false; let measuring = false; let start = 0;
+function record(t0) {
+  if (!measuring) return;
+  const now = performance.now(); done++;
+  if (nlat < lat.length) { if (trace) at[nlat] = now - start; lat[nlat++] = now - t0; }
+}
 function complete(buf) {
   const end = buf.indexOf('\\r\\n\\r\\n'); if (end < 0) return -1;
   const m = /content-length:\\s*(\\d+)/i.exec(buf.toString('latin1', 0, end));
@@ -161,9 +185,9 @@ function keepalive() {
   s.on('data', (d) => {
     buf = buf.length ? Buffer.concat([buf, d]) : d;
     const n = complete(buf); if (n < 0) return;
-    buf = buf.subarray(n); done++; if (nlat < lat.length) lat[nlat++] = performance.now() - t0; send();
+    buf = buf.subarray(n); record(t0); send();
   });
-  s.on('error', () => { errors++; });
+  s.on('error', () => { if (measuring) errors++; });
   s.on('close', () => { if (!stop) setTimeout(keepalive, 10); });
 }
 function handshake() {
@@ -173,22 +197,37 @@ function handshake() {
   s.on('secureConnect', () => s.write(reqClose));
   s.on('data', (d) => {
     buf = buf.length ? Buffer.concat([buf, d]) : d;
-    if (!ok && complete(buf) >= 0) { ok = true; done++; if (nlat < lat.length) lat[nlat++] = performance.now() - t0; s.destroy(); }
+    if (!ok && complete(buf) >= 0) { ok = true; record(t0); s.destroy(); }
   });
-  s.on('error', () => { if (!ok) errors++; });
+  s.on('error', () => { if (!ok && measuring) errors++; });
   s.on('close', () => handshake());
 }
-const start = performance.now(); const cpu0 = process.cpuUsage();
+// BENCH_PROXY_TRACE_DIR: per 100 ms of the run, the requests completed and their p50/p99/max latency.
+function writeTrace(secs) {
+  const slices = Math.ceil(secs * 10); const out = [];
+  for (let k = 0; k < slices; k++) {
+    const xs = []; for (let i = 0; i < nlat; i++) if (Math.floor(at[i] / 100) === k) xs.push(lat[i]);
+    xs.sort((a, b) => a - b);
+    const q = (f) => xs.length ? +xs[Math.min(xs.length - 1, Math.floor(f * xs.length))].toFixed(3) : 0;
+    out.push({ t: k / 10, n: xs.length, p50: q(0.5), p99: q(0.99), max: xs.length ? +xs[xs.length - 1].toFixed(3) : 0 });
+  }
+  fs.writeFileSync(trace, JSON.stringify(out));
+}
 for (let i = 0; i < Number(conns); i++) (mode === 'keepalive' ? keepalive : handshake)();
 setTimeout(() => {
-  stop = true;
-  const secs = (performance.now() - start) / 1000; const cpu = process.cpuUsage(cpu0);
-  const sorted = lat.subarray(0, nlat).sort();
-  const pick = (q) => sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : 0;
-  process.stdout.write(JSON.stringify({ done, errors, secs, p50: pick(0.5), p99: pick(0.99),
-    cpuMs: (cpu.user + cpu.system) / 1000 }) + '\\n');
-  process.exit(0);
-}, Number(seconds) * 1000);
+  process.stdout.write('measuring\\n');
+  measuring = true; start = performance.now(); const cpu0 = process.cpuUsage();
+  setTimeout(() => {
+    stop = true; measuring = false;
+    const secs = (performance.now() - start) / 1000; const cpu = process.cpuUsage(cpu0);
+    if (trace) writeTrace(secs);
+    const sorted = lat.subarray(0, nlat).sort();
+    const pick = (q) => sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : 0;
+    process.stdout.write(JSON.stringify({ done, errors, secs, p50: pick(0.5), p99: pick(0.99),
+      cpuMs: (cpu.user + cpu.system) / 1000 }) + '\\n');
+    process.exit(0);
+  }, Number(seconds) * 1000);
+}, Number(ramp) * 1000);
 `;
 
 interface LoadResult {
@@ -341,12 +380,18 @@ function rssBytes(pid: number): number {
   return total;
 }
 
+/**
+ * One run of the load generator against `port`: RAMP seconds of unmeasured load, then
+ * `seconds` measured. `onMeasuring` is called when the measured part begins.
+ */
 async function load(
   dir: string,
   mode: 'keepalive' | 'handshake',
   port: number,
   seconds: number,
   client: { cert: string; key: string; ca: string },
+  onMeasuring: () => void,
+  trace = '',
 ): Promise<LoadResult> {
   const conns = mode === 'keepalive' ? CONNECTIONS : HANDSHAKE_CONCURRENCY;
   const child = pinned(LOAD_CPU, process.execPath, [
@@ -358,18 +403,25 @@ async function load(
     client.cert,
     client.key,
     client.ca,
+    String(RAMP_SECONDS),
+    trace,
   ]);
   let out = '';
   let err = '';
+  let measuring = false;
   child.stdout?.on('data', (d) => {
     out += d;
+    if (!measuring && out.includes('measuring\n')) {
+      measuring = true;
+      onMeasuring();
+    }
   });
   child.stderr?.on('data', (d) => {
     err += d;
   });
   await new Promise((r) => child.on('close', r));
   const line = out.trim().split('\n').pop() ?? '';
-  if (line === '') throw new Error(`load generator failed: ${err.trim()}`);
+  if (!measuring || !line.startsWith('{')) throw new Error(`load generator failed: ${err.trim()}`);
   return JSON.parse(line) as LoadResult;
 }
 
@@ -442,18 +494,20 @@ async function measureAll(
       running.push({ c, proc, port, keepalive: [], handshake: [], rss: 0 });
       await waitForPort(port, proc, c.name);
     }
-    const run = async (r: Running, mode: 'keepalive' | 'handshake', seconds: number) => {
+    const run = async (r: Running, mode: 'keepalive' | 'handshake', seconds: number, round: number) => {
       const pid = r.proc.pid as number;
-      const cpu0 = cpuMs(pid);
-      const res = await load(dir, mode, r.port, seconds, client);
+      let cpu0 = 0;
+      const trace =
+        TRACE_DIR === '' ? '' : join(TRACE_DIR, `${r.c.name.replace(/[^A-Za-z0-9+]+/g, '-')}-${mode}-${round}.json`);
+      const res = await load(dir, mode, r.port, seconds, client, () => (cpu0 = cpuMs(pid)), trace);
       return { res, cpu: cpuMs(pid) - cpu0 };
     };
     for (const mode of ['keepalive', 'handshake'] as const) {
       if (!MODES.includes(mode)) continue;
-      for (const r of running) await run(r, mode, WARMUP_SECONDS); // warm-up: JIT, pools, heap sizes
+      for (const r of running) await run(r, mode, WARMUP_SECONDS, 0); // warm-up: JIT, pools, heap sizes
       for (let i = 0; i < RUNS; i++) {
         for (const r of running) {
-          const one = await run(r, mode, SECONDS);
+          const one = await run(r, mode, SECONDS, i + 1);
           r[mode].push(one);
           if (VERBOSE) {
             const unit = mode === 'keepalive' ? 'req' : 'hs';
