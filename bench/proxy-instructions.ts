@@ -39,6 +39,11 @@ const ROOT = resolve(import.meta.dirname, '..');
 const CONNECTIONS = 10;
 const WARM_REQUESTS = 30_000;
 const COUNTED_REQUESTS = 5000;
+/** Full handshakes (one `connection: close` request each) before counting, and counted, 4 at a time. */
+const WARM_HANDSHAKES = 60;
+const COUNTED_HANDSHAKES = 100;
+const HANDSHAKE_CONCURRENCY = 4;
+const CLOSE_REQUEST = Buffer.from('GET /api/items HTTP/1.1\r\nhost: bench\r\nconnection: close\r\n\r\n');
 const BODY = 'hello from the backend\n';
 /**
  * More callgrind options, e.g. `--cache-sim=yes --branch-sim=yes` to count simulated cache
@@ -83,7 +88,11 @@ interface Setup {
 }
 
 /** Counts the proxy's instructions per request for one contender. */
-async function count(s: Setup, name: string, args: (port: number) => string[]): Promise<number> {
+async function count(
+  s: Setup,
+  name: string,
+  args: (port: number) => string[],
+): Promise<{ perRequest: number; perHandshake: number }> {
   const port = await freePort();
   const out = join(s.dir, `${name.replace(/\W+/g, '-')}.callgrind`);
   const child = spawn(
@@ -134,27 +143,59 @@ async function count(s: Setup, name: string, args: (port: number) => string[]): 
       });
     const sockets = await Promise.all(Array.from({ length: CONNECTIONS }, open));
     for (let i = 0; i < WARM_REQUESTS / CONNECTIONS; i++) await Promise.all(sockets.map(once));
+    const prefix = `${name.replace(/\W+/g, '-')}.callgrind`;
+    const counted = new Set<string>();
+    /** Dumps the counters and sums the totals of the files written since the last call. */
+    const dumpTotal = () => {
+      execFileSync('callgrind_control', ['-i', 'off', String(child.pid)], { stdio: 'ignore' });
+      execFileSync('callgrind_control', ['-d', String(child.pid)], { stdio: 'ignore' });
+      let total = 0;
+      for (const f of readdirSync(s.dir).filter((n) => n.startsWith(prefix) && !counted.has(n))) {
+        counted.add(f);
+        const m = /^totals: (\d+)/m.exec(readFileSync(join(s.dir, f), 'utf8'));
+        if (m) total += Number(m[1]);
+      }
+      if (total === 0) throw new Error(`callgrind wrote no totals for ${name}`);
+      return total;
+    };
     execFileSync('callgrind_control', ['-i', 'on', String(child.pid)], { stdio: 'ignore' });
     for (let i = 0; i < COUNTED_REQUESTS / CONNECTIONS; i++) await Promise.all(sockets.map(once));
-    execFileSync('callgrind_control', ['-i', 'off', String(child.pid)], { stdio: 'ignore' });
-    execFileSync('callgrind_control', ['-d', String(child.pid)], { stdio: 'ignore' });
+    const total = dumpTotal();
     for (const so of sockets) so.destroy();
-    let total = 0;
-    for (const f of readdirSync(s.dir).filter((n) => n.startsWith(`${name.replace(/\W+/g, '-')}.callgrind`))) {
-      const m = /^totals: (\d+)/m.exec(readFileSync(join(s.dir, f), 'utf8'));
-      if (m) total += Number(m[1]);
-    }
-    if (total === 0) throw new Error(`callgrind wrote no totals for ${name}`);
+    // Full handshakes, each connection carrying one request with `connection: close`.
+    const handshake = () =>
+      new Promise<void>((done, fail) => {
+        const so = tls.connect({
+          host: '127.0.0.1',
+          port,
+          secureContext: s.secureContext,
+          checkServerIdentity: () => undefined,
+          ALPNProtocols: ['http/1.1'],
+        });
+        so.once('secureConnect', () => so.write(CLOSE_REQUEST));
+        so.on('data', () => {});
+        so.once('close', () => done());
+        so.once('error', fail);
+      });
+    const handshakes = async (n: number) => {
+      for (let i = 0; i < n / HANDSHAKE_CONCURRENCY; i++) {
+        await Promise.all(Array.from({ length: HANDSHAKE_CONCURRENCY }, handshake));
+      }
+    };
+    await handshakes(WARM_HANDSHAKES);
+    execFileSync('callgrind_control', ['-i', 'on', String(child.pid)], { stdio: 'ignore' });
+    await handshakes(COUNTED_HANDSHAKES);
+    const handshakeTotal = dumpTotal();
     // BENCH_PROXY_KEEP_CALLGRIND=DIR keeps the profiles (for callgrind_annotate; with
     // BENCH_PROXY_V8_FLAGS=--perf-basic-prof, /tmp/perf-PID.map names the JIT code).
     const keep = process.env['BENCH_PROXY_KEEP_CALLGRIND'];
     if (keep !== undefined && keep !== '') {
       mkdirSync(keep, { recursive: true });
-      for (const f of readdirSync(s.dir).filter((n) => n.startsWith(`${name.replace(/\W+/g, '-')}.callgrind`))) {
+      for (const f of readdirSync(s.dir).filter((n) => n.startsWith(prefix))) {
         copyFileSync(join(s.dir, f), join(keep, `${f}.pid${child.pid}`));
       }
     }
-    return total / COUNTED_REQUESTS;
+    return { perRequest: total / COUNTED_REQUESTS, perHandshake: handshakeTotal / COUNTED_HANDSHAKES };
   } finally {
     child.kill('SIGKILL');
     await new Promise((r) => (child.exitCode !== null ? r(undefined) : child.once('close', r)));
@@ -204,42 +245,48 @@ export async function benchProxyInstructions(): Promise<Row[]> {
 `,
   );
   const steepleArgs = steepleCommand(dir);
-  const steeple = (protocol: 'tcp' | 'http', policyFile?: string) => (port: number) => [
-    ...STEEPLE_V8_FLAGS,
-    ...steepleArgs,
-    'proxy',
-    'run',
-    '-config',
-    write(
-      `${protocol}-${port}.yaml`,
-      benchProxyConfig({
-        port,
-        backendPort,
-        protocol,
-        identity: { cert: s.cert, key: s.key, bundle: caPem },
-        policy: policyFile ?? write(`${protocol}-policy.yaml`, benchPolicy(protocol)),
-        audit: join(dir, `${protocol}-audit.log`),
-      }),
-    ),
-  ];
+  const steeple =
+    (protocol: 'tcp' | 'http', policyFile?: string, sessionResumption = true) =>
+    (port: number) => [
+      ...STEEPLE_V8_FLAGS,
+      ...steepleArgs,
+      'proxy',
+      'run',
+      '-config',
+      write(
+        `${protocol}-${port}.yaml`,
+        benchProxyConfig({
+          port,
+          backendPort,
+          protocol,
+          identity: { cert: s.cert, key: s.key, bundle: caPem },
+          policy: policyFile ?? write(`${protocol}-policy.yaml`, benchPolicy(protocol)),
+          audit: join(dir, `${protocol}-audit.log`),
+          sessionResumption,
+        }),
+      ),
+    ];
   const pipeFile = write('node-pipe.mjs', NODE_PIPE);
   const contenders: [string, (port: number) => string[]][] = [
     ['node:tls pipe', (port) => [pipeFile, String(port), String(backendPort), s.cert, s.key, caPem]],
     ['Steeple tcp + policy + audit', steeple('tcp')],
     ['Steeple http + policy + audit', steeple('http')],
     ['Steeple http + principal-only policy + audit', steeple('http', principalOnly)],
+    ['Steeple http + policy + audit, no session tickets', steeple('http', undefined, false)],
   ];
   const rows: Row[] = [];
   try {
-    let pipe: number | undefined;
+    let pipe: { perRequest: number; perHandshake: number } | undefined;
     for (const [name, args] of contenders) {
       if (!benchProxyWanted(name)) continue;
-      const perRequest = await count(s, name, args);
-      if (name === 'node:tls pipe') pipe = perRequest;
+      const counts = await count(s, name, args);
+      if (name === 'node:tls pipe') pipe = counts;
       rows.push({
         proxy: name,
-        'instructions/request': fmt(perRequest),
-        'vs pipe': pipe === undefined ? '' : `${Math.round((pipe / perRequest) * 100)} %`,
+        'instructions/request': fmt(counts.perRequest),
+        'vs pipe': pipe === undefined ? '' : `${Math.round((pipe.perRequest / counts.perRequest) * 100)} %`,
+        'instructions/handshake': fmt(counts.perHandshake),
+        'vs pipe ': pipe === undefined ? '' : `${Math.round((pipe.perHandshake / counts.perHandshake) * 100)} %`,
       });
     }
   } finally {

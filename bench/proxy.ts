@@ -8,7 +8,7 @@
  * The proxy under test runs alone on core 0 (`taskset`); the load generator (Node, with
  * client certificates — wrk and h2load have no client-certificate option) and the backend
  * share core 1. Each row says which side ran out of CPU first. Each figure is the best of
- * BENCH_PROXY_RUNS (default 3) runs of BENCH_PROXY_SECONDS (default 5) seconds, figure by
+ * BENCH_PROXY_RUNS (default 5) runs of BENCH_PROXY_SECONDS (default 5) seconds, figure by
  * figure (the most requests or handshakes per second, the lowest p50, p99 and CPU per
  * request or handshake, each from whichever run had it; the p99 of 5-second runs on a shared
  * 2-core machine swings by ±15 % from run to run), and the
@@ -49,7 +49,7 @@ export function steepleCommand(dir: string): string[] {
 const CONNECTIONS = 50;
 const HANDSHAKE_CONCURRENCY = 32;
 const SECONDS = Number(process.env['BENCH_PROXY_SECONDS'] ?? 5);
-const RUNS = Number(process.env['BENCH_PROXY_RUNS'] ?? 3);
+const RUNS = Number(process.env['BENCH_PROXY_RUNS'] ?? 5);
 /**
  * Seconds of load each contender gets before the measured rounds, per mode. The Node rows
  * take several seconds of load to reach their steady state (the Steeple HTTP row's CPU per
@@ -294,6 +294,8 @@ export function benchProxyConfig(o: {
   /** Policy file; with it, the audit log goes to `audit`. Without, no policy and no audit. */
   readonly policy: string | undefined;
   readonly audit: string | undefined;
+  /** Let callers resume TLS sessions (the proxy's default); false turns session tickets off. */
+  readonly sessionResumption?: boolean;
 }): string {
   const policyAndAudit =
     o.policy === undefined || o.audit === undefined
@@ -302,7 +304,7 @@ export function benchProxyConfig(o: {
   return `log_level: warn
 identity: { files: { cert: ${o.identity.cert}, key: ${o.identity.key}, bundle: ${o.identity.bundle} } }
 inbound:
-  - { name: bench, listen: "127.0.0.1:${o.port}", target: "127.0.0.1:${o.backendPort}", protocol: ${o.protocol}, mode: STRICT }
+  - { name: bench, listen: "127.0.0.1:${o.port}", target: "127.0.0.1:${o.backendPort}", protocol: ${o.protocol}, mode: STRICT${o.sessionResumption === false ? ', session_resumption: false' : ''} }
 ${policyAndAudit}
 `;
 }

@@ -10,14 +10,15 @@ import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type tls from 'node:tls';
-import { authorizeId, BundleSet } from '@steeple/spiffe';
+import tls from 'node:tls';
+import { authorizeId, BundleSet, mtlsClientOptions } from '@steeple/spiffe';
 import { createTestCa, startFakeWorkloadApi } from '@steeple/spiffe/testing';
 import { createSilentLogger } from '../src/common/logger.js';
 import { loadProxyConfig } from '../src/proxy/config.js';
 import { type RunningProxy, startProxy } from '../src/proxy/proxy.js';
 import {
   type App,
+  Conn,
   connectMtls,
   connectPlain,
   eventually,
@@ -484,6 +485,127 @@ audit: { output: none }
     longLived.socket.write('2\n');
     assert.equal((await longLived.read((b) => (b.includes('\n') ? 2 : undefined)))?.toString(), '2\n', 'still open');
     longLived.close();
+  });
+});
+
+describe('proxy: TLS session resumption', () => {
+  const dir = tempDir();
+  const audit = join(dir, 'audit.log');
+  let httpApp: App;
+  let proxy: RunningProxy;
+  let files: IdentityFiles;
+  const svidB = ca.issueX509Svid(ID_B);
+
+  before(async () => {
+    httpApp = await startHttpApp();
+    files = writeIdentity(dir, 'b', svidB, bundles);
+    const policy = join(dir, 'policy.yaml');
+    writeFileSync(
+      policy,
+      `policies:
+  - name: frontend-only
+    action: ALLOW
+    rules:
+      - from: [{ source: { principals: ["${ID_A}"] } }]
+`,
+    );
+    proxy = await proxyFrom(
+      dir,
+      'resume',
+      `${identityYaml(files)}
+inbound:
+  - { name: web, listen: "127.0.0.1:0", target: "127.0.0.1:${httpApp.port}", protocol: http, mode: STRICT }
+  - { name: web-full, listen: "127.0.0.1:0", target: "127.0.0.1:${httpApp.port}", protocol: http, mode: STRICT, session_resumption: false }
+policy: { file: ${policy} }
+audit: { output: file, path: ${audit}, flush_interval_ms: 5 }
+`,
+    );
+  });
+
+  after(async () => {
+    await proxy?.close();
+    await httpApp?.close();
+  });
+
+  /** An mTLS connection offering `session`; with the session the proxy hands out for next time. */
+  async function open(port: number, svid = ca.issueX509Svid(ID_A), session?: Buffer) {
+    const socket = tls.connect({
+      ...mtlsClientOptions({ svid, bundles, authorize: authorizeId(ID_B) }),
+      host: '127.0.0.1',
+      port,
+      session,
+    });
+    let next: Buffer | undefined;
+    socket.on('session', (s: Buffer) => {
+      next = s;
+    });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('secureConnect', () => resolve());
+      socket.once('error', reject);
+    });
+    const reused = socket.isSessionReused();
+    const localPort = socket.localPort;
+    const conn = new Conn(socket);
+    const res = await conn.request('/orders');
+    // A TLS 1.3 ticket comes after the handshake; wait a moment for it when none came yet.
+    if (!reused) await eventually(() => next, 1000).catch(() => undefined);
+    conn.close();
+    return { res, reused, session: next, port: localPort };
+  }
+
+  it('a caller resumes its session: served as the same verified ID, audited as resumed', async () => {
+    const port = proxy.ports.get('web') as number;
+    const svid = ca.issueX509Svid(ID_A);
+    const first = await open(port, svid);
+    assert.equal(first.res?.status, 200);
+    assert.equal(first.reused, false);
+    assert.ok(first.session, 'the proxy issued a session ticket');
+    const second = await open(port, svid, first.session);
+    assert.equal(second.reused, true);
+    assert.equal(second.res?.status, 200);
+    assert.equal(JSON.parse(second.res?.body ?? '{}').xfcc, `By=${ID_B};URI=${ID_A}`);
+    const records = await eventually(() => {
+      const all = readAudit(audit).filter((r) => r['type'] === 'request' && r['source_id'] === ID_A);
+      return all.length >= 2 ? all : undefined;
+    });
+    const resumed = records.find((r) => r['peer_address'] === `127.0.0.1:${second.port}`);
+    assert.equal(resumed?.['tls_resumed'], true);
+    const full = records.find((r) => r['peer_address'] === `127.0.0.1:${first.port}`);
+    assert.equal(full?.['tls_resumed'], undefined, 'a full handshake is not marked');
+  });
+
+  it('policy still decides every request on a resumed session', async () => {
+    const port = proxy.ports.get('web') as number;
+    const intruder = ca.issueX509Svid(ID_C);
+    const first = await open(port, intruder);
+    assert.equal(first.res?.status, 403);
+    const second = await open(port, intruder, first.session);
+    assert.equal(second.reused, true);
+    assert.equal(second.res?.status, 403);
+  });
+
+  it('after the proxy gets a new bundle, an old session is not resumed (full handshake against it)', async () => {
+    const port = proxy.ports.get('web') as number;
+    const svid = ca.issueX509Svid(ID_A);
+    const first = await open(port, svid);
+    // other.org joins the bundles (a bundle map in the bundle file, as with federation)
+    writeFileSync(files.bundle, BundleSet.of(ca.x509Bundle(), otherCa.x509Bundle()).marshal());
+    const second = await eventually(async () => {
+      const r = await open(port, svid, first.session);
+      return r.reused ? undefined : r;
+    });
+    assert.equal(second.res?.status, 200);
+    const third = await open(port, svid, second.session);
+    assert.equal(third.reused, true, 'resumption works again under the new bundles');
+  });
+
+  it('session_resumption: false makes every connection a full handshake', async () => {
+    const port = proxy.ports.get('web-full') as number;
+    const svid = ca.issueX509Svid(ID_A);
+    const first = await open(port, svid);
+    const second = await open(port, svid, first.session);
+    assert.equal(second.res?.status, 200);
+    assert.equal(second.reused, false);
   });
 });
 

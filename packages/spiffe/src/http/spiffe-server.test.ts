@@ -4,6 +4,7 @@ import http2 from 'node:http2';
 import https from 'node:https';
 import type { AddressInfo, Server } from 'node:net';
 import { after, describe, it } from 'node:test';
+import tls from 'node:tls';
 import { BundleSet } from '../bundle/bundle-set.js';
 import type { X509BundleSetSource } from '../bundle/source.js';
 import { PolicyError, type SpiffeError } from '../errors.js';
@@ -84,6 +85,42 @@ describe('createSpiffeHttpsServer + createSpiffeFetch', { timeout: 20_000 }, () 
     assert.equal(res.status, 200);
     assert.equal(await res.text(), `hello ${webId}`);
     assert.deepEqual(seen, [`${webId} /orders/7/items?x=1`]);
+  });
+
+  it('with sessionResumption, a caller resumes its TLS session and the handler still sees its verified ID', async () => {
+    const server = createSpiffeHttpsServer({ source: serverSource, sessionResumption: true }, (req, res) => {
+      res.end(`hello ${getRequestPeerId(req)}`);
+    });
+    const port = await listen(server);
+    const call = (session?: Buffer) =>
+      new Promise<{ body: string; reused: boolean; session: Buffer | undefined }>((resolve, reject) => {
+        const socket = tls.connect({
+          ...mtlsClientOptions({ svid: webSource.getX509Svid(), bundles, authorize: authorizeId(serverId) }),
+          host: '127.0.0.1',
+          port,
+          session,
+        });
+        let next: Buffer | undefined;
+        let body = '';
+        socket.on('session', (s: Buffer) => {
+          next = s;
+        });
+        socket.on('secureConnect', () => {
+          const reused = socket.isSessionReused();
+          socket.write('GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n');
+          socket.on('data', (d) => {
+            body += d;
+          });
+          socket.on('end', () => resolve({ body, reused, session: next }));
+        });
+        socket.on('error', reject);
+      });
+    const first = await call();
+    assert.equal(first.reused, false);
+    assert.ok(first.session);
+    const second = await call(first.session);
+    assert.equal(second.reused, true);
+    assert.match(second.body, new RegExp(`hello ${webId}$`));
   });
 
   it('answers 403 with the reason when the policy denies, before the handler runs', async () => {

@@ -54,6 +54,8 @@ export interface SpiffeServerOptions {
   readonly clock?: Clock;
   /** Minimum TLS version; default TLSv1.2. */
   readonly minVersion?: tls.SecureVersion;
+  /** Let callers resume TLS sessions; default false (see `MtlsConfig.sessionResumption`). */
+  readonly sessionResumption?: boolean;
 }
 
 /** Non-TLS options of the HTTPS server (timeouts, header limits, …). */
@@ -146,6 +148,7 @@ function mtlsConfigOf(options: SpiffeServerOptions): MtlsConfig {
     ...(options.clock === undefined ? {} : { clock: options.clock }),
     ...(options.onReject === undefined ? {} : { onReject: options.onReject }),
     ...(options.minVersion === undefined ? {} : { minVersion: options.minVersion }),
+    ...(options.sessionResumption === undefined ? {} : { sessionResumption: options.sessionResumption }),
   };
 }
 

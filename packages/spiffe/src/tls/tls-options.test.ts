@@ -8,13 +8,21 @@ import tls from 'node:tls';
 import { BundleSet } from '../bundle/bundle-set.js';
 import type { X509BundleSetSource } from '../bundle/source.js';
 import type { X509Bundle } from '../bundle/x509-bundle.js';
+import { systemClock } from '../clock.js';
 import type { SpiffeError } from '../errors.js';
 import { X509Svid, type X509SvidSource } from '../svid/x509-svid.js';
 import { createTestCa } from '../testing/test-ca.js';
 import { createMtlsUndiciAgent } from '../undici/index.js';
 import { authorizeAny, authorizeId, authorizeMemberOf } from './authorizer.js';
 import { createMtlsHttpsAgent } from './https-agent.js';
-import { getPeerId, type MtlsConfig, mtlsClientOptions, mtlsServerOptions, serveMtls } from './tls-options.js';
+import {
+  getPeerId,
+  type MtlsConfig,
+  mtlsClientOptions,
+  mtlsServerOptions,
+  serveMtls,
+  TICKET_KEY_LIFETIME_MS,
+} from './tls-options.js';
 
 const caA = createTestCa({ trustDomain: 'a.org' });
 const caB = createTestCa({ trustDomain: 'b.org' });
@@ -228,6 +236,158 @@ describe('mTLS with node:tls', () => {
     await once(socket, 'secureConnect');
     assert.equal(getPeerId(socket)?.toString(), serverId);
     socket.destroy();
+  });
+});
+
+/**
+ * Connects with our client options plus `session` (a session from an earlier connection to
+ * resume); resolves with the server's reply, whether the session was resumed, and the
+ * session the server offered for next time (if a ticket came).
+ */
+function connectResuming(
+  port: number,
+  config: MtlsConfig,
+  session?: Buffer,
+): Promise<{ reply: string; reused: boolean; session: Buffer | undefined }> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, session, ...mtlsClientOptions(config) });
+    let reply: string | undefined;
+    let next: Buffer | undefined;
+    const finish = () => {
+      if (reply === undefined) return;
+      resolve({ reply, reused: socket.isSessionReused(), session: next });
+      socket.destroy();
+    };
+    socket.on('session', (s: Buffer) => {
+      next = s;
+      finish();
+    });
+    socket.on('data', (d) => {
+      reply = d.toString();
+      // A TLS 1.3 ticket follows the handshake; give it a moment when it has not come yet.
+      if (next === undefined) setTimeout(finish, 200);
+      else finish();
+    });
+    socket.on('error', reject);
+    socket.on('close', () => reject(new Error('closed without data')));
+  });
+}
+
+describe('TLS session resumption (server side)', () => {
+  const clientConfig = { svid: clientSvid, bundles, authorize: authorizeId(serverId) };
+
+  it('is off by default: a client offering its session gets a full handshake', async () => {
+    const { port } = await startTlsServer({ svid: serverSvid, bundles, authorize: authorizeId(clientId) });
+    const first = await connectResuming(port, clientConfig);
+    const second = await connectResuming(port, clientConfig, first.session);
+    assert.equal(second.reused, false);
+    assert.equal(second.reply.split('|')[0], clientId);
+  });
+
+  it('with sessionResumption a client resumes, and the server still knows and authorizes its ID', async () => {
+    let allowed = true;
+    const authorize = (id: Parameters<ReturnType<typeof authorizeAny>>[0]) =>
+      allowed ? undefined : authorizeId('spiffe://a.org/nobody')(id, []);
+    const { port, rejects } = await startTlsServer({
+      svid: serverSvid,
+      bundles,
+      authorize,
+      sessionResumption: true,
+    });
+    const first = await connectResuming(port, clientConfig);
+    assert.equal(first.reused, false);
+    assert.ok(first.session, 'the server issued a ticket');
+    const second = await connectResuming(port, clientConfig, first.session);
+    assert.equal(second.reused, true);
+    assert.equal(second.reply.split('|')[0], clientId);
+    // the authorizer runs for a resumed session too
+    allowed = false;
+    await assert.rejects(connectResuming(port, clientConfig, second.session ?? first.session));
+    assert.equal(rejects.at(-1)?.code, 'ERR_AUTHORIZATION_DENIED');
+  });
+
+  it('after a bundle change, an old session is not resumed: the client is verified against the new bundles', async () => {
+    const live = new Live(serverSvid, BundleSet.of(caA.x509Bundle(), caB.x509Bundle()));
+    const { port } = await startTlsServer({
+      svid: live,
+      bundles: live,
+      authorize: authorizeAny(),
+      sessionResumption: true,
+    });
+    const bClient = caB.issueX509Svid('spiffe://b.org/resumer');
+    const bConfig = { svid: bClient, bundles, authorize: authorizeAny() };
+    const first = await connectResuming(port, bConfig);
+    const again = await connectResuming(port, bConfig, first.session);
+    assert.equal(again.reused, true);
+    // b.org leaves the bundles: its session must not let it back in
+    live.set = BundleSet.of(caA.x509Bundle());
+    await assert.rejects(connectResuming(port, bConfig, again.session ?? first.session));
+    // a.org clients go on, with a full handshake first, then resumed again
+    const a1 = await connectResuming(port, clientConfig, first.session);
+    assert.equal(a1.reused, false);
+    assert.equal(a1.reply.split('|')[0], clientId);
+    const a2 = await connectResuming(port, clientConfig, a1.session);
+    assert.equal(a2.reused, true);
+  });
+
+  it('refuses a resumed session whose client certificate has expired since', async () => {
+    let now = new Date();
+    const clock = { now: () => now, setTimer: systemClock.setTimer };
+    const { port, rejects } = await startTlsServer({
+      svid: serverSvid,
+      bundles,
+      authorize: authorizeAny(),
+      sessionResumption: true,
+      clock,
+    });
+    const shortLived = caA.issueX509Svid('spiffe://a.org/short', { ttlSeconds: 60 });
+    const config = { svid: shortLived, bundles, authorize: authorizeAny() };
+    const first = await connectResuming(port, config);
+    now = new Date(Date.parse(shortLived.leaf.validTo) + 1000);
+    await assert.rejects(connectResuming(port, config, first.session));
+    assert.equal(rejects.at(-1)?.code, 'ERR_X509SVID_UNTRUSTED');
+    assert.match(rejects.at(-1)?.message ?? '', /resumed TLS session/);
+  });
+
+  it('replaces its ticket keys every hour: an older session is not resumed', async () => {
+    let now = new Date();
+    const clock = { now: () => now, setTimer: systemClock.setTimer };
+    const { port } = await startTlsServer({
+      svid: caA.issueX509Svid(serverId, { ttlSeconds: 86_400 }),
+      bundles,
+      authorize: authorizeAny(),
+      sessionResumption: true,
+      clock,
+    });
+    const config = { svid: caA.issueX509Svid(clientId, { ttlSeconds: 86_400 }), bundles, authorize: authorizeAny() };
+    const first = await connectResuming(port, config);
+    now = new Date(now.getTime() + TICKET_KEY_LIFETIME_MS - 60_000);
+    const within = await connectResuming(port, config, first.session);
+    assert.equal(within.reused, true);
+    now = new Date(now.getTime() + 61_000);
+    const after = await connectResuming(port, config, first.session);
+    assert.equal(after.reused, false);
+    assert.equal(after.reply.split('|')[0], clientId);
+  });
+
+  it('a server not handed to serveMtls issues no session tickets', async () => {
+    const options = mtlsServerOptions({
+      svid: serverSvid,
+      bundles,
+      authorize: authorizeAny(),
+      sessionResumption: true,
+    });
+    const server = tls.createServer(options, (socket) => {
+      socket.on('error', () => {});
+      socket.end('hi');
+    });
+    servers.push(server);
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const port = (server.address() as AddressInfo).port;
+    const first = await connectResuming(port, clientConfig);
+    const second = await connectResuming(port, clientConfig, first.session);
+    assert.equal(second.reused, false);
   });
 });
 

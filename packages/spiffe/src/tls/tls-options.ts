@@ -1,4 +1,4 @@
-import { constants, type X509Certificate } from 'node:crypto';
+import { constants, randomBytes, type X509Certificate } from 'node:crypto';
 import type { Http2SecureServer } from 'node:http2';
 import type { Server as HttpsServer } from 'node:https';
 import tls from 'node:tls';
@@ -26,7 +26,20 @@ export interface MtlsConfig {
   onReject?: (error: SpiffeError, peer: { address?: string; port?: number }) => void;
   /** Minimum TLS version; default TLSv1.2. */
   minVersion?: tls.SecureVersion;
+  /**
+   * Server side: let clients resume a TLS session (session tickets, TLS 1.3 and 1.2), which
+   * skips the certificate exchange and the public-key operations of a full handshake.
+   * Default false. A resumed connection is accepted only for a client certificate this
+   * server verified in a full handshake, still valid now and under the same bundles, and
+   * the authorizer decides it again; anything else is refused. The ticket keys are
+   * replaced when the SVID or a bundle changes (so clients fall back to a full handshake
+   * against the new material) and every {@link TICKET_KEY_LIFETIME_MS}.
+   */
+  sessionResumption?: boolean;
 }
+
+/** How long one set of session-ticket keys encrypts tickets before it is replaced (1 h). */
+export const TICKET_KEY_LIFETIME_MS = 3_600_000;
 
 /** Options for `tls.createServer`, `https.createServer` and `http2.createSecureServer`. */
 export type MtlsServerOptions = tls.TlsOptions & { readonly [kMtls]: MtlsState };
@@ -55,11 +68,16 @@ export class MtlsState {
   // remembered here and getPeerId finds them through the socket's connect options.
   readonly #verifiedLeaves = new Map<string, SpiffeId>();
   readonly clock: Clock;
+  /** Server side with {@link MtlsConfig.sessionResumption}. */
+  readonly resumption: boolean;
+  /** Names this server's sessions (OpenSSL resumes only a session with the same context). */
+  readonly sessionIdContext = randomBytes(16).toString('hex');
   constructor(
     readonly config: MtlsConfig,
     readonly isServer: boolean,
   ) {
     this.clock = config.clock ?? systemClock;
+    this.resumption = isServer && config.sessionResumption === true;
   }
 
   current(): Material {
@@ -75,9 +93,14 @@ export class MtlsState {
       cert,
       ca: ca.length > 0 ? ca : undefined,
       minVersion: this.config.minVersion ?? 'TLSv1.2',
-      // Tickets make OpenSSL re-parse the client certificate per ticket, and resumption
-      // would skip the SPIFFE check on the next connection: off.
-      secureOptions: constants.SSL_OP_NO_TICKET,
+      // Without sessionResumption no tickets: a resumed session skips the certificate
+      // exchange, and so the SPIFFE check, unless the server checks resumed sessions (it
+      // does when resumption is on, see verifyServerSideSocket).
+      secureOptions: this.resumption ? 0 : constants.SSL_OP_NO_TICKET,
+      // The same session ID context as the server's own (OpenSSL refuses to resume a
+      // session verified with a client certificate without one, and a context switched to
+      // through SNI would otherwise clear it).
+      sessionIdContext: this.isServer ? this.sessionIdContext : undefined,
     });
     this.#material = { svid, bundles: [...bundles], context, key, cert, ca };
     return this.#material;
@@ -151,9 +174,18 @@ function sameBundles(a: readonly X509Bundle[], b: readonly X509Bundle[]): boolea
 function verifyServerSideSocket(state: MtlsState, socket: tls.TLSSocket): boolean {
   const leaf = socket.getPeerCertificate(false);
   const known = leaf && 'fingerprint256' in leaf ? state.checkKnownLeaf(leaf.fingerprint256) : undefined;
-  let result: SpiffeId | SpiffeError;
+  let result: SpiffeError | SpiffeId;
   if (known !== undefined) {
     result = known;
+  } else if (socket.isSessionReused()) {
+    // A resumed session carries the client's leaf but not its chain, and OpenSSL checked
+    // nothing this time: only a leaf verified here in a full handshake (under the bundles
+    // in force now, and not expired since) may come back this way. Ticket keys change
+    // with the bundles, so this is rare: the client's next connection does a full handshake.
+    result = new X509SvidError(
+      'ERR_X509SVID_UNTRUSTED',
+      'resumed TLS session for a client certificate not verified under the current trust bundles, or expired',
+    );
   } else {
     const peer = socket.getPeerCertificate(true);
     result = state.check(peer && 'raw' in peer ? peerChainFromDetailed(peer) : []);
@@ -188,7 +220,9 @@ export function mtlsServerOptions(config: MtlsConfig): MtlsServerOptions {
     requestCert: true,
     rejectUnauthorized: true,
     minVersion: config.minVersion ?? 'TLSv1.2',
+    // Tickets stay off until serveMtls (which checks resumed sessions) takes the server.
     secureOptions: constants.SSL_OP_NO_TICKET,
+    sessionIdContext: state.sessionIdContext,
     get key() {
       return state.current().key;
     },
@@ -231,12 +265,34 @@ export function serveMtls<S extends AnyTlsServer>(server: S, options: MtlsServer
   if (!state?.isServer) throw new TypeError('serveMtls needs the options returned by mtlsServerOptions');
   const s = server as unknown as tls.Server & { [kServed]?: boolean };
   s[kServed] = true;
+  // With resumption, the server's own context issues tickets (OpenSSL takes that setting,
+  // and the ticket keys, from the context a connection starts with, not from one chosen
+  // through SNI): the same options, tickets on.
+  const served: MtlsServerOptions = state.resumption
+    ? Object.assign(Object.create(options) as MtlsServerOptions, { secureOptions: 0 })
+    : options;
   let applied = state.current();
+  let ticketKeysSince = state.clock.now().getTime();
+  if (state.resumption) {
+    s.setSecureContext(served);
+    s.setTicketKeys(randomBytes(48));
+  }
   s.prependListener('connection', () => {
     const now = state.current();
-    if (now !== applied) {
+    const changed = now !== applied;
+    if (changed) {
       applied = now;
-      s.setSecureContext(options);
+      s.setSecureContext(served);
+    }
+    // New ticket keys with new material (tickets issued under the old bundles no longer
+    // decrypt: those clients do a full handshake; the new context alone would bring new
+    // keys too, this does not rely on it) and once an hour (forward secrecy: a ticket key
+    // only ever protects an hour's sessions).
+    if (!state.resumption) return;
+    const at = state.clock.now().getTime();
+    if (changed || at - ticketKeysSince >= TICKET_KEY_LIFETIME_MS) {
+      ticketKeysSince = at;
+      s.setTicketKeys(randomBytes(48));
     }
   });
   // The check must run before ANY 'secureConnection' listener (the application's, or

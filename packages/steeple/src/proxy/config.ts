@@ -118,6 +118,12 @@ const inboundSchema = z.strictObject({
   /** How HTTP/2 callers are forwarded to the app: as HTTP/1.1 (default) or HTTP/2 without TLS. */
   app_protocol: z.prefault(z.enum(['http1', 'h2c']), 'http1'),
   handshake_timeout: z.prefault(durationSchema({ min: 1 }), '10s'),
+  /**
+   * Let callers resume a TLS session (session tickets): no certificate exchange or
+   * public-key work on their next connections. Only for a certificate this proxy verified
+   * in a full handshake, still valid and under the bundles in force; re-authorized each time.
+   */
+  session_resumption: z.prefault(z.boolean(), true),
   /** A connection with no traffic either way for this long is closed; 0 never. */
   idle_timeout: z.prefault(durationSchema(), '1h'),
   /** PERMISSIVE: a caller that sends nothing for this long is taken as plaintext (server-speaks-first protocols). */

@@ -52,8 +52,19 @@ export function peerAddress(socket: Socket): string {
 }
 
 /** TLS version and cipher of a connection, for audit records. */
-export function tlsInfo(socket: TLSSocket): { tls_version: string | undefined; tls_cipher: string | undefined } {
-  return { tls_version: socket.getProtocol() ?? undefined, tls_cipher: socket.getCipher()?.name };
+/** What the audit records say about a connection's TLS (tls_resumed only when it was resumed). */
+export interface TlsInfo {
+  readonly tls_version: string | undefined;
+  readonly tls_cipher: string | undefined;
+  readonly tls_resumed: true | undefined;
+}
+
+export function tlsInfo(socket: TLSSocket): TlsInfo {
+  return {
+    tls_version: socket.getProtocol() ?? undefined,
+    tls_cipher: socket.getCipher()?.name,
+    tls_resumed: socket.isSessionReused() ? true : undefined,
+  };
 }
 
 /** What a listener knows when it writes an audit record. */
@@ -76,7 +87,7 @@ export interface RecordInput {
   readonly bytesReceived: number;
   readonly bytesSent: number;
   readonly durationMs: number;
-  readonly tls?: { readonly tls_version: string | undefined; readonly tls_cipher: string | undefined } | undefined;
+  readonly tls?: TlsInfo | undefined;
 }
 
 /**
@@ -109,6 +120,7 @@ export function auditRecord(i: RecordInput): AuditRecord {
     duration_ms: Math.round(i.durationMs * 1000) / 1000,
     tls_version: i.tls?.tls_version,
     tls_cipher: i.tls?.tls_cipher,
+    tls_resumed: i.tls?.tls_resumed,
   };
 }
 

@@ -81,6 +81,7 @@ describe('audit record serialization', () => {
     { ...base, path: '/\ud83d\ude00/\ud800', audit_policy: 'audit-all' },
     { ...base, decision: 'deny', dry_run: { decision: 'deny', policy: 'dry', rule: 2 } },
     { ...base, dry_run: { decision: 'allow' }, tls_version: 'TLSv1.3', tls_cipher: 'TLS_AES_128_GCM_SHA256' },
+    { ...base, tls_version: 'TLSv1.3', tls_cipher: 'TLS_AES_256_GCM_SHA384', tls_resumed: true },
     { ...base, duration_ms: 1.23456789, bytes_received: 0, bytes_sent: 1e21 },
     { ...base, duration_ms: Number.NaN },
   ];
@@ -108,6 +109,7 @@ describe('audit record serialization', () => {
     'duration_ms',
     'tls_version',
     'tls_cipher',
+    'tls_resumed',
   ] as const;
   const inOrder = (r: AuditRecord) => Object.fromEntries(ORDER.map((k) => [k, r[k]]));
 

@@ -47,6 +47,8 @@ export interface AuditRecord {
   readonly duration_ms: number;
   readonly tls_version?: string | undefined;
   readonly tls_cipher?: string | undefined;
+  /** Present (true) when the caller resumed an earlier TLS session (its certificate was verified then). */
+  readonly tls_resumed?: boolean | undefined;
 }
 
 export interface AuditLogOptions {
@@ -164,10 +166,11 @@ export function serializePartyFields(
 }
 
 /** The TLS fields that end a record, with a leading comma ("" when there are none). */
-export function serializeTlsFields(r: Pick<AuditRecord, 'tls_version' | 'tls_cipher'>): string {
+export function serializeTlsFields(r: Pick<AuditRecord, 'tls_version' | 'tls_cipher' | 'tls_resumed'>): string {
   let out = '';
   if (r.tls_version !== undefined) out += `,"tls_version":${str(r.tls_version)}`;
   if (r.tls_cipher !== undefined) out += `,"tls_cipher":${str(r.tls_cipher)}`;
+  if (r.tls_resumed !== undefined) out += `,"tls_resumed":${r.tls_resumed}`;
   return out;
 }
 

@@ -38,6 +38,7 @@ import {
   ownId,
   peerAddress,
   shouldAudit,
+  type TlsInfo,
   tlsInfo,
   UNAUTHENTICATED,
 } from '../listener-context.js';
@@ -62,7 +63,7 @@ interface Caller {
   readonly socket: Socket;
   /** Verified SPIFFE ID, or undefined for plaintext. */
   readonly principal: string | undefined;
-  readonly tls: { tls_version: string | undefined; tls_cipher: string | undefined } | undefined;
+  readonly tls: TlsInfo | undefined;
   readonly sni: string | undefined;
   readonly started: number;
   /** `ip:port` of the caller, formatted once per connection for its audit records. */
@@ -163,6 +164,7 @@ export class InboundListener {
       // Authorization is the policy's job (it needs the listener, port and request);
       // the SDK still verifies the chain against the caller's own trust domain.
       authorize: authorizeAny(),
+      sessionResumption: this.config.session_resumption,
       onReject: (err: SpiffeError, peer) => this.#handshakeFailed(err, peer.address, peer.port),
     });
     const server = tls.createServer({
@@ -508,7 +510,11 @@ export class InboundListener {
           destination_id: me,
           peer_address: c.peer,
         }),
-        tail: serializeTlsFields({ tls_version: c.tls?.tls_version, tls_cipher: c.tls?.tls_cipher }),
+        tail: serializeTlsFields({
+          tls_version: c.tls?.tls_version,
+          tls_cipher: c.tls?.tls_cipher,
+          tls_resumed: c.tls?.tls_resumed,
+        }),
         encodedFor: undefined,
         encoded: undefined,
       };

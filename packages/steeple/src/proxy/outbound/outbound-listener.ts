@@ -18,6 +18,7 @@ import {
   ownId,
   peerAddress,
   type RecordInput,
+  tlsInfo,
 } from '../listener-context.js';
 import { drain } from '../net/drain.js';
 import { splice } from '../net/splice.js';
@@ -171,7 +172,7 @@ export class OutboundListener {
         conn.socket.destroy();
         return;
       }
-      const tls = { tls_version: conn.socket.getProtocol() ?? undefined, tls_cipher: conn.socket.getCipher()?.name };
+      const tls = tlsInfo(conn.socket);
       splice(socket, conn.socket, ({ aToB, bToA }) => {
         ctx.metrics.addBytes(this.config.name, 'outbound', aToB, bToA);
         if (ctx.auditRecords === 'all') {
