@@ -3,7 +3,8 @@
  * each terminating mTLS in front of the same plaintext HTTP backend on this machine:
  * full mTLS handshakes per second (no resumption; each connection carries one request),
  * keep-alive requests per second with p50/p99 latency at 50 connections, the proxy's CPU
- * time per request and per handshake, and its RSS — each with its ratio to nginx.
+ * time per request and per handshake, and its RSS — each with its ratio to nginx — and
+ * handshakes per second when the clients resume their TLS sessions.
  *
  * The proxy under test runs alone on core 0 (`taskset`); the load generator (Node, with
  * client certificates — wrk and h2load have no client-certificate option) and the backend
@@ -79,8 +80,12 @@ const VERBOSE = process.env['BENCH_PROXY_VERBOSE'] === '1';
  * latency (round 0 is the warm-up). Shows where in a run the slow requests are.
  */
 const TRACE_DIR = process.env['BENCH_PROXY_TRACE_DIR'] ?? '';
-/** `keepalive`, `handshake` or both (default): which figures to measure. */
-const MODES = (process.env['BENCH_PROXY_MODES'] ?? 'keepalive,handshake').split(',').map((s) => s.trim());
+/**
+ * Which figures to measure: `keepalive`, `handshake` (full handshakes) and `resume`
+ * (handshakes resuming a TLS session; every contender issues session tickets by default).
+ */
+const MODES = (process.env['BENCH_PROXY_MODES'] ?? 'keepalive,handshake,resume').split(',').map((s) => s.trim());
+type Mode = 'keepalive' | 'handshake' | 'resume';
 /** Extra Node flags for the Steeple processes (and pipe (tsx)); e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`. */
 const STEEPLE_NODE_FLAGS = (process.env['BENCH_PROXY_NODE_FLAGS'] ?? '').split(/\s+/).filter((s) => s !== '');
 /**
@@ -147,7 +152,8 @@ server.listen(Number(port), '127.0.0.1', () => process.stdout.write('ready\\n'))
 
 /**
  * The load generator. keepalive: CONNECTIONS connections, each sending GET after GET;
- * handshake: new connections (full handshake, no session reuse), one request each.
+ * handshake: new connections (full handshake, no session reuse), one request each;
+ * resume: the same, but each connection offers the TLS session its loop's last one got.
  * The first RAMP seconds are load without measurement: the generator is a new Node process
  * per run, and while its 50 connections handshake and its own code is still cold, the
  * first ~300 ms of every run had a p99 of 25–55 ms against 2–5 ms after it, for every
@@ -165,7 +171,7 @@ const opts = { host: '127.0.0.1', port: Number(port), secureContext: ctx, reject
 const req = Buffer.from('GET /api/items HTTP/1.1\\r\\nhost: bench\\r\\nuser-agent: steeple-bench\\r\\n\\r\\n');
 const reqClose = Buffer.from('GET /api/items HTTP/1.1\\r\\nhost: bench\\r\\nconnection: close\\r\\n\\r\\n');
 const lat = new Float64Array(4_000_000); const at = new Float64Array(trace ? lat.length : 0); let nlat = 0;
-let done = 0; let errors = 0; let stop = false; let measuring = false; let start = 0;
+let done = 0; let errors = 0; let reused = 0; let stop = false; let measuring = false; let start = 0;
 function record(t0) {
   if (!measuring) return;
   const now = performance.now(); done++;
@@ -190,6 +196,20 @@ function keepalive() {
   s.on('error', () => { if (measuring) errors++; });
   s.on('close', () => { if (!stop) setTimeout(keepalive, 10); });
 }
+// resume: like handshake, but each loop offers the session its last connection got (tickets).
+function resume(session) {
+  if (stop) return;
+  const t0 = performance.now();
+  const s = tls.connect({ ...opts, session }); let buf = Buffer.alloc(0); let ok = false; let next = session;
+  s.on('session', (t) => { next = t; });
+  s.on('secureConnect', () => { if (measuring && s.isSessionReused()) reused++; s.write(reqClose); });
+  s.on('data', (d) => {
+    buf = buf.length ? Buffer.concat([buf, d]) : d;
+    if (!ok && complete(buf) >= 0) { ok = true; record(t0); s.destroy(); }
+  });
+  s.on('error', () => { if (!ok && measuring) errors++; });
+  s.on('close', () => resume(next));
+}
 function handshake() {
   if (stop) return;
   const t0 = performance.now();
@@ -213,7 +233,7 @@ function writeTrace(secs) {
   }
   fs.writeFileSync(trace, JSON.stringify(out));
 }
-for (let i = 0; i < Number(conns); i++) (mode === 'keepalive' ? keepalive : handshake)();
+for (let i = 0; i < Number(conns); i++) (mode === 'keepalive' ? keepalive : mode === 'resume' ? resume : handshake)();
 setTimeout(() => {
   process.stdout.write('measuring\\n');
   measuring = true; start = performance.now(); const cpu0 = process.cpuUsage();
@@ -223,7 +243,7 @@ setTimeout(() => {
     if (trace) writeTrace(secs);
     const sorted = lat.subarray(0, nlat).sort();
     const pick = (q) => sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : 0;
-    process.stdout.write(JSON.stringify({ done, errors, secs, p50: pick(0.5), p99: pick(0.99),
+    process.stdout.write(JSON.stringify({ done, errors, reused, secs, p50: pick(0.5), p99: pick(0.99),
       cpuMs: (cpu.user + cpu.system) / 1000 }) + '\\n');
     process.exit(0);
   }, Number(seconds) * 1000);
@@ -233,6 +253,8 @@ setTimeout(() => {
 interface LoadResult {
   readonly done: number;
   readonly errors: number;
+  /** resume mode: how many of the measured connections resumed a session. */
+  readonly reused: number;
   readonly secs: number;
   readonly p50: number;
   readonly p99: number;
@@ -388,7 +410,7 @@ function rssBytes(pid: number): number {
  */
 async function load(
   dir: string,
-  mode: 'keepalive' | 'handshake',
+  mode: Mode,
   port: number,
   seconds: number,
   client: { cert: string; key: string; ca: string },
@@ -433,6 +455,11 @@ interface Measured {
   readonly handshakes: number;
   readonly handshakeCpuUs: number;
   readonly handshakeBottleneck: string;
+  /** Handshakes per second when clients resume (0 when not measured). */
+  readonly resumed: number;
+  readonly resumedCpuUs: number;
+  /** Share of the resume mode's connections that did resume. */
+  readonly resumedShare: number;
   readonly rps: number;
   readonly p50: number;
   readonly p99: number;
@@ -464,10 +491,11 @@ interface Running {
   readonly port: number;
   readonly keepalive: Run[];
   readonly handshake: Run[];
+  readonly resume: Run[];
   rss: number;
 }
 
-const NONE: Run = { res: { done: 0, errors: 0, secs: 1, p50: 0, p99: 0, cpuMs: 0 }, cpu: 0 };
+const NONE: Run = { res: { done: 0, errors: 0, reused: 0, secs: 1, p50: 0, p99: 0, cpuMs: 0 }, cpu: 0 };
 
 async function stop(proc: ChildProcess): Promise<void> {
   proc.kill('SIGTERM');
@@ -493,10 +521,10 @@ async function measureAll(
     for (const c of contenders) {
       const port = await freePort();
       const proc = await c.start(port);
-      running.push({ c, proc, port, keepalive: [], handshake: [], rss: 0 });
+      running.push({ c, proc, port, keepalive: [], handshake: [], resume: [], rss: 0 });
       await waitForPort(port, proc, c.name);
     }
-    const run = async (r: Running, mode: 'keepalive' | 'handshake', seconds: number, round: number) => {
+    const run = async (r: Running, mode: Mode, seconds: number, round: number) => {
       const pid = r.proc.pid as number;
       let cpu0 = 0;
       const trace =
@@ -504,7 +532,7 @@ async function measureAll(
       const res = await load(dir, mode, r.port, seconds, client, () => (cpu0 = cpuMs(pid)), trace);
       return { res, cpu: cpuMs(pid) - cpu0 };
     };
-    for (const mode of ['keepalive', 'handshake'] as const) {
+    for (const mode of ['keepalive', 'handshake', 'resume'] as const) {
       if (!MODES.includes(mode)) continue;
       for (const r of running) await run(r, mode, WARMUP_SECONDS, 0); // warm-up: JIT, pools, heap sizes
       for (let i = 0; i < RUNS; i++) {
@@ -512,7 +540,7 @@ async function measureAll(
           const one = await run(r, mode, SECONDS, i + 1);
           r[mode].push(one);
           if (VERBOSE) {
-            const unit = mode === 'keepalive' ? 'req' : 'hs';
+            const unit = mode === 'keepalive' ? 'req' : mode === 'resume' ? 'resumed hs' : 'hs';
             process.stderr.write(
               `${r.c.name} ${mode} round ${i + 1}: ${fmt(one.res.done / one.res.secs)} ${unit}/s, p50 ${one.res.p50.toFixed(2)} ms, p99 ${one.res.p99.toFixed(2)} ms, ${fmt((one.cpu * 1000) / Math.max(1, one.res.done))} µs CPU/${unit}\n`,
             );
@@ -526,30 +554,35 @@ async function measureAll(
   } finally {
     await Promise.all(running.map((r) => stop(r.proc)));
   }
-  return running.map(({ c, keepalive, handshake, rss }) => {
+  return running.map(({ c, keepalive, handshake, resume, rss }) => {
     // Each figure is its own best over the runs (the most requests, the lowest latency and
     // CPU), as the table's title says; the bottleneck is the one of the run with the most.
     const ka = keepalive.length > 0 ? keepalive : [NONE];
     const hs = handshake.length > 0 ? handshake : [NONE];
+    const rs = resume.length > 0 ? resume : [NONE];
     const rate = (b: Run) => b.res.done / b.res.secs;
     const cpuUs = (b: Run) => (b.cpu * 1000) / Math.max(1, b.res.done);
     const most = (runs: Run[]) => runs.reduce((a, b) => (rate(b) > rate(a) ? b : a));
     const least = (runs: Run[], f: (b: Run) => number) => Math.min(...runs.map(f));
     const kaTop = most(ka);
     const hsTop = most(hs);
+    const rsTop = most(rs);
     return {
       name: c.name,
       note: c.note,
       handshakes: rate(hsTop),
       handshakeCpuUs: least(hs, cpuUs),
       handshakeBottleneck: bottleneck(hsTop.cpu, hsTop.res),
+      resumed: rate(rsTop),
+      resumedCpuUs: least(rs, cpuUs),
+      resumedShare: rsTop.res.reused / Math.max(1, rsTop.res.done),
       rps: rate(kaTop),
       p50: least(ka, (b) => b.res.p50),
       p99: least(ka, (b) => b.res.p99),
       requestCpuUs: least(ka, cpuUs),
       rpsBottleneck: bottleneck(kaTop.cpu, kaTop.res),
       rss,
-      errors: ka.reduce((n, b) => n + b.res.errors, 0) + hs.reduce((n, b) => n + b.res.errors, 0),
+      errors: [...ka, ...hs, ...rs].reduce((n, b) => n + b.res.errors, 0),
     };
   });
 }
@@ -719,6 +752,15 @@ backend be
     'CPU µs/req': fmt(r.requestCpuUs),
     'CPU µs/handshake': fmt(r.handshakeCpuUs),
     'RSS MiB': (r.rss / 1048576).toFixed(1),
+    ...(MODES.includes('resume')
+      ? {
+          'resumed hs/s': fmt(r.resumed),
+          'vs nginx  ': ratio(r.resumed, nginx?.resumed),
+          'vs pipe  ': ratio(r.resumed, pipe?.resumed),
+          'CPU µs/resumed hs': fmt(r.resumedCpuUs),
+          'did resume': `${Math.round(r.resumedShare * 100)} %`,
+        }
+      : {}),
     'bottleneck (keep-alive)': r.rpsBottleneck,
     'bottleneck (handshakes)': r.handshakeBottleneck,
     errors: r.errors,
