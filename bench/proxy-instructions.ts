@@ -277,7 +277,7 @@ export async function benchProxyInstructions(): Promise<Row[]> {
     ['Steeple tcp + policy + audit', steeple('tcp')],
     ['Steeple http + policy + audit', steeple('http')],
     ['Steeple http + principal-only policy + audit', steeple('http', principalOnly)],
-    ['Steeple http + policy + audit, no session tickets', steeple('http', undefined, false)],
+    ['Steeple http + policy + audit, session_resumption: true', steeple('http', undefined, true)],
   ];
   const rows: Row[] = [];
   try {

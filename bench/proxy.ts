@@ -264,6 +264,8 @@ interface LoadResult {
 interface Contender {
   readonly name: string;
   readonly note: string;
+  /** The modes this contender runs in (default: all of MODES). */
+  readonly modes?: readonly Mode[];
   start(port: number): Promise<ChildProcess>;
 }
 
@@ -316,7 +318,7 @@ export function benchProxyConfig(o: {
   /** Policy file; with it, the audit log goes to `audit`. Without, no policy and no audit. */
   readonly policy: string | undefined;
   readonly audit: string | undefined;
-  /** Let callers resume TLS sessions (the proxy's default); false turns session tickets off. */
+  /** Let callers resume TLS sessions (session tickets); the proxy's default is off. */
   readonly sessionResumption?: boolean;
 }): string {
   const policyAndAudit =
@@ -326,7 +328,7 @@ export function benchProxyConfig(o: {
   return `log_level: warn
 identity: { files: { cert: ${o.identity.cert}, key: ${o.identity.key}, bundle: ${o.identity.bundle} } }
 inbound:
-  - { name: bench, listen: "127.0.0.1:${o.port}", target: "127.0.0.1:${o.backendPort}", protocol: ${o.protocol}, mode: STRICT${o.sessionResumption === false ? ', session_resumption: false' : ''} }
+  - { name: bench, listen: "127.0.0.1:${o.port}", target: "127.0.0.1:${o.backendPort}", protocol: ${o.protocol}, mode: STRICT${o.sessionResumption === true ? ', session_resumption: true' : ''} }
 ${policyAndAudit}
 `;
 }
@@ -467,6 +469,8 @@ interface Measured {
   readonly rpsBottleneck: string;
   readonly rss: number;
   readonly errors: number;
+  /** The modes this contender was measured in. */
+  readonly ran: readonly Mode[];
 }
 
 function bottleneck(proxyCpuMs: number, load: LoadResult): string {
@@ -534,9 +538,10 @@ async function measureAll(
     };
     for (const mode of ['keepalive', 'handshake', 'resume'] as const) {
       if (!MODES.includes(mode)) continue;
-      for (const r of running) await run(r, mode, WARMUP_SECONDS, 0); // warm-up: JIT, pools, heap sizes
+      const inMode = running.filter((r) => r.c.modes === undefined || r.c.modes.includes(mode));
+      for (const r of inMode) await run(r, mode, WARMUP_SECONDS, 0); // warm-up: JIT, pools, heap sizes
       for (let i = 0; i < RUNS; i++) {
-        for (const r of running) {
+        for (const r of inMode) {
           const one = await run(r, mode, SECONDS, i + 1);
           r[mode].push(one);
           if (VERBOSE) {
@@ -583,6 +588,9 @@ async function measureAll(
       rpsBottleneck: bottleneck(kaTop.cpu, kaTop.res),
       rss,
       errors: [...ka, ...hs, ...rs].reduce((n, b) => n + b.res.errors, 0),
+      ran: (['keepalive', 'handshake', 'resume'] as const).filter(
+        (m) => ({ keepalive, handshake, resume })[m].length > 0,
+      ),
     };
   });
 }
@@ -613,9 +621,16 @@ export async function benchProxy(): Promise<Row[]> {
   await waitForPort(backendPort, backend, 'backend');
 
   const steepleArgs = steepleCommand(dir);
-  const steeple = (name: string, protocol: 'tcp' | 'http', withPolicy: boolean): Contender => ({
+  const steeple = (
+    name: string,
+    protocol: 'tcp' | 'http',
+    withPolicy: boolean,
+    sessionResumption = false,
+    modes?: readonly Mode[],
+  ): Contender => ({
     name,
-    note: `${withPolicy ? 'policy + audit to file' : 'no policy, audit off'}; ${FROM_SOURCE ? 'sources under tsx' : 'production build, plain node'}${STEEPLE_V8_FLAGS.length > 0 ? `, ${STEEPLE_V8_FLAGS.join(' ')}` : ''}`,
+    note: `${withPolicy ? 'policy + audit to file' : 'no policy, audit off'}${sessionResumption ? ', session_resumption: true' : ''}; ${FROM_SOURCE ? 'sources under tsx' : 'production build, plain node'}${STEEPLE_V8_FLAGS.length > 0 ? `, ${STEEPLE_V8_FLAGS.join(' ')}` : ''}`,
+    ...(modes === undefined ? {} : { modes }),
     start: async (port) => {
       const config = write(
         `${name}.yaml`,
@@ -626,6 +641,7 @@ export async function benchProxy(): Promise<Row[]> {
           identity: { cert: serverCert, key: serverKey, bundle: caPem },
           policy: withPolicy ? write(`${name}-policy.yaml`, benchPolicy(protocol)) : undefined,
           audit: withPolicy ? join(dir, `${name}-audit.log`) : undefined,
+          sessionResumption,
         }),
       );
       return pinned(
@@ -725,6 +741,11 @@ backend be
   contenders.push(steeple('Steeple tcp', 'tcp', false));
   contenders.push(steeple('Steeple tcp+policy', 'tcp', true));
   contenders.push(steeple('Steeple http+policy', 'http', true));
+  // Session resumption is off by default (tickets cost every full handshake ≈ 29 %): this
+  // row has it on, and runs only where it matters, the resumed handshakes.
+  if (MODES.includes('resume')) {
+    contenders.push(steeple('Steeple http+policy+resumption', 'http', true, true, ['resume']));
+  }
 
   let results: Measured[];
   try {
@@ -739,33 +760,40 @@ backend be
   const pipe = results.find((r) => r.name === 'node:tls pipe');
   const ratio = (v: number, base: number | undefined, higherIsBetter = true) =>
     base === undefined || base === 0 ? '' : `${Math.round(((higherIsBetter ? v / base : base / v) || 0) * 100)} %`;
-  const rows: Row[] = results.map((r) => ({
-    proxy: r.name,
-    'handshakes/s': fmt(r.handshakes),
-    'vs nginx': ratio(r.handshakes, nginx?.handshakes),
-    'vs pipe': ratio(r.handshakes, pipe?.handshakes),
-    'keep-alive req/s': fmt(r.rps),
-    'vs nginx ': ratio(r.rps, nginx?.rps),
-    'vs pipe ': ratio(r.rps, pipe?.rps),
-    'p50 ms': r.p50.toFixed(2),
-    'p99 ms': r.p99.toFixed(2),
-    'CPU µs/req': fmt(r.requestCpuUs),
-    'CPU µs/handshake': fmt(r.handshakeCpuUs),
-    'RSS MiB': (r.rss / 1048576).toFixed(1),
-    ...(MODES.includes('resume')
-      ? {
-          'resumed hs/s': fmt(r.resumed),
-          'vs nginx  ': ratio(r.resumed, nginx?.resumed),
-          'vs pipe  ': ratio(r.resumed, pipe?.resumed),
-          'CPU µs/resumed hs': fmt(r.resumedCpuUs),
-          'did resume': `${Math.round(r.resumedShare * 100)} %`,
-        }
-      : {}),
-    'bottleneck (keep-alive)': r.rpsBottleneck,
-    'bottleneck (handshakes)': r.handshakeBottleneck,
-    errors: r.errors,
-    setup: r.note,
-  }));
+  const rows: Row[] = results.map((r) => {
+    // A row that did not run in a mode (the resumption row runs only resumed handshakes) shows dashes.
+    const ka = r.ran.includes('keepalive');
+    const hs = r.ran.includes('handshake');
+    const rs = r.ran.includes('resume');
+    const show = (ran: boolean, text: string) => (ran ? text : '—');
+    return {
+      proxy: r.name,
+      'handshakes/s': show(hs, fmt(r.handshakes)),
+      'vs nginx': show(hs, ratio(r.handshakes, nginx?.handshakes)),
+      'vs pipe': show(hs, ratio(r.handshakes, pipe?.handshakes)),
+      'keep-alive req/s': show(ka, fmt(r.rps)),
+      'vs nginx ': show(ka, ratio(r.rps, nginx?.rps)),
+      'vs pipe ': show(ka, ratio(r.rps, pipe?.rps)),
+      'p50 ms': show(ka, r.p50.toFixed(2)),
+      'p99 ms': show(ka, r.p99.toFixed(2)),
+      'CPU µs/req': show(ka, fmt(r.requestCpuUs)),
+      'CPU µs/handshake': show(hs, fmt(r.handshakeCpuUs)),
+      'RSS MiB': show(ka, (r.rss / 1048576).toFixed(1)),
+      ...(MODES.includes('resume')
+        ? {
+            'resumed hs/s': show(rs, fmt(r.resumed)),
+            'vs nginx  ': show(rs, ratio(r.resumed, nginx?.resumed)),
+            'vs pipe  ': show(rs, ratio(r.resumed, pipe?.resumed)),
+            'CPU µs/resumed hs': show(rs, fmt(r.resumedCpuUs)),
+            'did resume': show(rs, `${Math.round(r.resumedShare * 100)} %`),
+          }
+        : {}),
+      'bottleneck (keep-alive)': show(ka, r.rpsBottleneck),
+      'bottleneck (handshakes)': show(hs, r.handshakeBottleneck),
+      errors: r.errors,
+      setup: r.note,
+    };
+  });
   if (!pinning) rows.push({ proxy: 'note: taskset or a second core is missing; nothing was pinned' });
   for (const missing of ['nginx', 'haproxy'].filter((c) => !hasCommand(c))) {
     rows.push({ proxy: `note: ${missing} is not installed; its row is missing (apt-get install nginx-light haproxy)` });

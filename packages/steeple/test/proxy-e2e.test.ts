@@ -514,8 +514,8 @@ describe('proxy: TLS session resumption', () => {
       'resume',
       `${identityYaml(files)}
 inbound:
-  - { name: web, listen: "127.0.0.1:0", target: "127.0.0.1:${httpApp.port}", protocol: http, mode: STRICT }
-  - { name: web-full, listen: "127.0.0.1:0", target: "127.0.0.1:${httpApp.port}", protocol: http, mode: STRICT, session_resumption: false }
+  - { name: web, listen: "127.0.0.1:0", target: "127.0.0.1:${httpApp.port}", protocol: http, mode: STRICT, session_resumption: true }
+  - { name: web-full, listen: "127.0.0.1:0", target: "127.0.0.1:${httpApp.port}", protocol: http, mode: STRICT }
 policy: { file: ${policy} }
 audit: { output: file, path: ${audit}, flush_interval_ms: 5 }
 `,
@@ -599,7 +599,7 @@ audit: { output: file, path: ${audit}, flush_interval_ms: 5 }
     assert.equal(third.reused, true, 'resumption works again under the new bundles');
   });
 
-  it('session_resumption: false makes every connection a full handshake', async () => {
+  it('without session_resumption (the default) every connection is a full handshake', async () => {
     const port = proxy.ports.get('web-full') as number;
     const svid = ca.issueX509Svid(ID_A);
     const first = await open(port, svid);

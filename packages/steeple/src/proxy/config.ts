@@ -122,8 +122,10 @@ const inboundSchema = z.strictObject({
    * Let callers resume a TLS session (session tickets): no certificate exchange or
    * public-key work on their next connections. Only for a certificate this proxy verified
    * in a full handshake, still valid and under the bundles in force; re-authorized each time.
+   * Off by default: issuing the tickets costs every full handshake ≈ 29 % more CPU with
+   * Node 20's OpenSSL 3.0 (docs/proxy.md, "Session resumption").
    */
-  session_resumption: z.prefault(z.boolean(), true),
+  session_resumption: z.prefault(z.boolean(), false),
   /** A connection with no traffic either way for this long is closed; 0 never. */
   idle_timeout: z.prefault(durationSchema(), '1h'),
   /** PERMISSIVE: a caller that sends nothing for this long is taken as plaintext (server-speaks-first protocols). */
