@@ -113,15 +113,18 @@ async function count(
   });
   try {
     await waitForPort(port, child, () => stderr);
+    /** A new mTLS connection to the proxy, as the load generator's. */
+    const dial = () =>
+      tls.connect({
+        host: '127.0.0.1',
+        port,
+        secureContext: s.secureContext,
+        checkServerIdentity: () => undefined,
+        ALPNProtocols: ['http/1.1'],
+      });
     const open = () =>
       new Promise<tls.TLSSocket>((done, fail) => {
-        const so = tls.connect({
-          host: '127.0.0.1',
-          port,
-          secureContext: s.secureContext,
-          checkServerIdentity: () => undefined,
-          ALPNProtocols: ['http/1.1'],
-        });
+        const so = dial();
         so.once('secureConnect', () => done(so));
         so.once('error', fail);
       });
@@ -165,13 +168,7 @@ async function count(
     // Full handshakes, each connection carrying one request with `connection: close`.
     const handshake = () =>
       new Promise<void>((done, fail) => {
-        const so = tls.connect({
-          host: '127.0.0.1',
-          port,
-          secureContext: s.secureContext,
-          checkServerIdentity: () => undefined,
-          ALPNProtocols: ['http/1.1'],
-        });
+        const so = dial();
         let got = '';
         so.once('secureConnect', () => so.write(CLOSE_REQUEST));
         // Done at the whole response, as a client is (the pipe passes the backend's keep-alive on).

@@ -93,9 +93,10 @@ export class MtlsState {
       cert,
       ca: ca.length > 0 ? ca : undefined,
       minVersion: this.config.minVersion ?? 'TLSv1.2',
-      // Without sessionResumption no tickets: a resumed session skips the certificate
+      // Without sessionResumption nothing resumes: a resumed session skips the certificate
       // exchange, and so the SPIFFE check, unless the server checks resumed sessions (it
-      // does when resumption is on, see verifyServerSideSocket).
+      // does when resumption is on, see verifyServerSideSocket). (With SSL_OP_NO_TICKET a
+      // TLS 1.3 server still sends stateful tickets; Node keeps no store to resume them from.)
       secureOptions: this.resumption ? 0 : constants.SSL_OP_NO_TICKET,
       // The same session ID context as the server's own (OpenSSL refuses to resume a
       // session verified with a client certificate without one, and a context switched to
