@@ -370,7 +370,7 @@ describe('TLS session resumption (server side)', () => {
     assert.equal(after.reply.split('|')[0], clientId);
   });
 
-  it('a server not handed to serveMtls issues no session tickets', async () => {
+  it('a server not handed to serveMtls issues no tickets a client can resume', async () => {
     const options = mtlsServerOptions({
       svid: serverSvid,
       bundles,
