@@ -248,7 +248,7 @@ export async function benchProxyInstructions(): Promise<Row[]> {
   );
   const steepleArgs = steepleCommand(dir);
   const steeple =
-    (protocol: 'tcp' | 'http', policyFile?: string, sessionResumption = true) =>
+    (protocol: 'tcp' | 'http', policyFile?: string, sessionResumption = false) =>
     (port: number) => [
       ...STEEPLE_V8_FLAGS,
       ...steepleArgs,
