@@ -51,7 +51,6 @@ export function peerAddress(socket: Socket): string {
   return a.includes(':') ? `[${a}]:${socket.remotePort}` : `${a}:${socket.remotePort}`;
 }
 
-/** TLS version and cipher of a connection, for audit records. */
 /** What the audit records say about a connection's TLS (tls_resumed only when it was resumed). */
 export interface TlsInfo {
   readonly tls_version: string | undefined;
@@ -59,6 +58,7 @@ export interface TlsInfo {
   readonly tls_resumed: true | undefined;
 }
 
+/** TLS version, cipher and resumption of a connection, for audit records. */
 export function tlsInfo(socket: TLSSocket): TlsInfo {
   return {
     tls_version: socket.getProtocol() ?? undefined,
